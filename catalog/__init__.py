@@ -1,0 +1,1 @@
+"""The spatial catalog: layers, versions, metadata, lineage and search (SQLite or PostgreSQL)."""

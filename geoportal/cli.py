@@ -1,0 +1,257 @@
+"""The `geoportal` command line.
+
+Every command takes ``--home`` (or ``GEOPORTAL_HOME``) and ``--json``; it exits non-zero on
+failure. A command whose feature is not part of this version says which issue tracks it and
+exits 2 without pretending to work.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from geoportal import __version__
+from geoportal.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="geoportal",
+    help="A city's map-service and open-data portal: ingest, catalog, tiles, WMS/WMTS, OGC API "
+    "and a CKAN-compatible portal. 城市圖資服務與開放資料平臺。",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+tiles_app = typer.Typer(help="Build and manage tile archives. 圖磚。", no_args_is_help=True)
+app.add_typer(tiles_app, name="tiles")
+
+err = Console(stderr=True)
+
+# Exit codes: 0 ok, 1 the work failed, 2 the command is not available in this version.
+EXIT_FAILED = 1
+EXIT_UNAVAILABLE = 2
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="GEOPORTAL_HOME",
+        help="Data home (default ./geoportal-home).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0 = cores).")]
+
+
+def _settings(home: Path | None) -> Settings:
+    return load_settings(home=home)
+
+
+def _unavailable(command: str, issue: int, what: str, as_json: bool) -> None:
+    """Say plainly that ``command`` is not in this version, and exit 2."""
+    message = (
+        f"geoportal {command}: {what} is not part of this version yet "
+        f"(tracked in issue #{issue}); nothing was done."
+    )
+    if as_json:
+        print(
+            json.dumps(
+                {"command": command, "status": "unavailable", "issue": issue, "message": message},
+                ensure_ascii=False,
+            )
+        )
+    else:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+def _progress(as_json: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=False,
+    )
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Geoportal: every command takes --home DIR and --json."""
+    if version:
+        print(f"geoportal {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the corpus to.")],
+    scale: Annotated[str, typer.Option(help="small (~40 layers) or city (574 layers).")] = "small",
+    layers: Annotated[int | None, typer.Option(help="Manifest entries (default: scale's).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 20231,
+    jobs: JobsOpt = 0,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic Taichung-like agency corpus with its layers.yaml and expected.json."""
+    from geoportal.sample import SampleError, generate, plan
+
+    settings = _settings(home)
+    try:
+        total = len(plan(scale, layers, seed))
+        with _progress(as_json) as bar:
+            task = bar.add_task("sample", total=total, current="")
+            result = generate(
+                out,
+                scale=scale,
+                layers=layers,
+                seed=seed,
+                jobs=jobs or settings.jobs,
+                progress=lambda tid: bar.update(task, advance=1, current=tid),
+            )
+    except SampleError as e:
+        err.print(f"geoportal sample: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from e
+    summary = {
+        "command": "sample",
+        "status": "ok",
+        "out": str(result.out),
+        "scale": result.scale,
+        "seed": result.seed,
+        "entries": result.entries,
+        "layers": result.layers,
+        "files": result.files,
+        "bytes": result.bytes,
+        "seconds": round(result.seconds, 2),
+    }
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(
+            f"Wrote {result.entries} manifest entries ({result.layers} layers, "
+            f"{result.files} files, {result.bytes / 1e6:.1f} MB) to {result.out} "
+            f"in {result.seconds:.1f} s.\nManifest: {result.out / 'layers.yaml'}  "
+            f"Truth: {result.out / 'expected.json'}"
+        )
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(help="Manifests, supply lists, folders, files.")],
+    jobs: JobsOpt = 0,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read agency layers into the catalog and print a per-layer report."""
+    _unavailable("ingest", 3, "ingest into the catalog", as_json)
+
+
+@app.command()
+def layers(
+    query: Annotated[str | None, typer.Argument(help="Search text.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List and search the catalog's layers."""
+    _unavailable("layers", 3, "the catalog", as_json)
+
+
+@app.command()
+def export(
+    layer_id: Annotated[str, typer.Argument(metavar="ID", help="Layer id.")],
+    fmt: Annotated[str, typer.Option("--format", help="geojson|csv|kml|gpkg|shp.zip|parquet")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a layer's current version in an open format."""
+    _unavailable("export", 3, "layer export", as_json)
+
+
+@tiles_app.command("build")
+def tiles_build(
+    layer_ids: Annotated[list[str] | None, typer.Argument(metavar="[LAYER]...")] = None,
+    jobs: JobsOpt = 0,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """(Re)build the tiles of layers whose version changed."""
+    _unavailable("tiles build", 4, "tile building", as_json)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve the portal, OGC APIs, WMS/WMTS and tiles from one ASGI app."""
+    _unavailable("serve", 7, "the HTTP server", as_json)
+
+
+@app.command()
+def publish(
+    ckan: Annotated[str, typer.Option("--ckan", help="CKAN base URL.")],
+    api_key: Annotated[str, typer.Option("--api-key", envvar="CKAN_API_KEY", help="API token.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Push every layer as a dataset to a CKAN (this portal included) with ckanapi."""
+    _unavailable("publish", 7, "publishing to CKAN", as_json)
+
+
+@app.command()
+def demo(
+    scale: Annotated[str, typer.Option(help="Corpus scale: small or city.")] = "small",
+    port: Annotated[int | None, typer.Option(help="Port to serve on.")] = None,
+    seed: Annotated[int, typer.Option(help="Corpus seed.")] = 20231,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The main job: sample → ingest → tiles → serve, in the data home."""
+    settings = _settings(home)
+    out = settings.sample_dir
+    if (out / "expected.json").exists() and _same_corpus(out, scale, seed):
+        print(f"[1/4] sample: reusing the {scale} corpus in {out}")
+    else:
+        print(f"[1/4] sample: writing the {scale} corpus to {out}")
+        sample(
+            out=out,
+            scale=scale,
+            layers=None,
+            seed=seed,
+            jobs=settings.jobs,
+            home=home,
+            as_json=as_json,
+        )
+    print("[2/4] ingest", flush=True)
+    _unavailable("demo", 3, "step 2 of 4 (ingest; tiles and serve follow it)", as_json)
+
+
+def _same_corpus(out: Path, scale: str, seed: int) -> bool:
+    try:
+        gen = json.loads((out / "expected.json").read_text(encoding="utf-8"))["generator"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return gen.get("scale") == scale and gen.get("seed") == seed
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

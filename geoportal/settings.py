@@ -1,0 +1,45 @@
+"""The one settings object of geoportal.
+
+Every key is declared here with its type, its default and a one-line description; values come
+from (in order of precedence) explicit arguments such as the CLI's ``--home``, environment
+variables prefixed ``GEOPORTAL_`` and a ``.env`` file in the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration shared by the CLI and the server."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GEOPORTAL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(
+        default=Path("geoportal-home"),
+        description="Data home: catalog, layer versions, tiles and caches live under it.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `geoportal serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `geoportal serve` uses.")
+    workers: int = Field(default=1, ge=1, description="Server worker processes.")
+    jobs: int = Field(
+        default=0,
+        ge=0,
+        description="Parallel worker processes for ingest, tiles and sample (0 = one per core).",
+    )
+    log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+
+    @property
+    def sample_dir(self) -> Path:
+        """Where `geoportal demo` writes its synthetic corpus."""
+        return self.home / "sample"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, letting explicit non-None overrides win over the environment."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

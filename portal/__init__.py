@@ -1,0 +1,1 @@
+"""Portal: the CKAN-compatible Action API, web pages, downloads, DCAT and map widgets."""

@@ -1,0 +1,94 @@
+"""The installed `geoportal` command, run as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GEOPORTAL = [sys.executable, "-m", "geoportal.cli"]
+COMMANDS = ("sample", "ingest", "layers", "export", "tiles", "serve", "publish", "demo")
+
+
+def run(
+    *args: str, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*GEOPORTAL, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def test_help_lists_every_spec_command():
+    out = run("--help")
+    assert out.returncode == 0
+    for command in COMMANDS:
+        assert f"  {command} " in out.stdout, command
+
+
+def test_sample_json_summary_matches_what_was_written(tmp_path):
+    out = run("sample", "--out", str(tmp_path / "c"), "--layers", "5", "--seed", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["status"] == "ok" and summary["entries"] == 5
+    written = [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+    assert summary["files"] == len(written)
+    assert summary["bytes"] == sum(p.stat().st_size for p in written)
+
+
+def test_sample_failure_names_the_folder_and_exits_1(tmp_path):
+    (tmp_path / "precious.txt").write_text("x")
+    out = run("sample", "--out", str(tmp_path), "--layers", "2")
+    assert out.returncode == 1
+    assert str(tmp_path) in out.stderr and "not empty" in out.stderr
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_unknown_scale_is_refused(tmp_path):
+    out = run("sample", "--out", str(tmp_path / "c"), "--scale", "huge")
+    assert out.returncode == 1
+    assert "unknown scale 'huge'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "issue"),
+    [
+        (["ingest", "layers.yaml"], 3),
+        (["layers"], 3),
+        (["export", "x", "--format", "geojson"], 3),
+        (["tiles", "build"], 4),
+        (["serve"], 7),
+        (["publish", "--ckan", "http://127.0.0.1:1", "--api-key", "k"], 7),
+    ],
+)
+def test_commands_of_later_issues_say_so_and_exit_2(args, issue):
+    out = run(*args, "--json")
+    assert out.returncode == 2
+    report = json.loads(out.stdout)
+    assert report["status"] == "unavailable" and report["issue"] == issue
+    assert f"issue #{issue}" in report["message"]
+
+
+def test_demo_writes_the_corpus_into_the_home_then_stops_plainly(tmp_path):
+    home = tmp_path / "home"
+    out = run("demo", env={"GEOPORTAL_HOME": str(home)})
+    assert out.returncode == 2
+    assert (home / "sample" / "layers.yaml").is_file()
+    assert "[1/4] sample" in out.stdout and "issue #3" in out.stderr
+    again = run("demo", "--home", str(home))
+    assert "reusing the small corpus" in again.stdout
+
+
+def test_home_option_beats_the_environment(tmp_path):
+    env_home, opt_home = tmp_path / "env", tmp_path / "opt"
+    run("demo", "--home", str(opt_home), env={"GEOPORTAL_HOME": str(env_home)})
+    assert (opt_home / "sample" / "expected.json").exists()
+    assert not env_home.exists()

@@ -1,0 +1,1 @@
+"""Tiles: PMTiles archives, WMS rendering, WMTS, XYZ and TileJSON."""
