@@ -149,21 +149,63 @@ def sample(
 def ingest(
     sources: Annotated[list[Path], typer.Argument(help="Manifests, supply lists, folders, files.")],
     jobs: JobsOpt = 0,
+    keep: Annotated[
+        int | None, typer.Option(help="Versions kept per layer (default GEOPORTAL_KEEP_VERSIONS).")
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Read agency layers into the catalog and print a per-layer report."""
-    _unavailable("ingest", 3, "ingest into the catalog", as_json)
+    from catalog.db import Catalog
+    from geoportal import report
+    from ingest.errors import ManifestError
+    from ingest.manifest import load_specs, slugify
+    from ingest.pipeline import ingest as run_ingest
+
+    settings = _settings(home)
+    try:
+        loaded = load_specs(sources)
+    except ManifestError as e:
+        err.print(f"geoportal ingest: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from e
+    with Catalog.open(settings.home, settings.catalog_url) as catalog, _progress(as_json) as bar:
+        task = bar.add_task("ingest", total=len(loaded.specs), current="")
+        run = run_ingest(
+            loaded.specs,
+            settings.home,
+            catalog,
+            jobs=jobs or settings.jobs,
+            keep_versions=keep or settings.keep_versions,
+            agency_slug=slugify,
+            progress=lambda sid: bar.update(task, advance=1, current=sid),
+        )
+    if as_json:
+        print(json.dumps(report.ingest_json(run, loaded), ensure_ascii=False))
+    else:
+        report.print_ingest(run, loaded)
+    if not run.ok:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
 def layers(
-    query: Annotated[str | None, typer.Argument(help="Search text.")] = None,
+    query: Annotated[str | None, typer.Argument(help="Search text (Chinese or English).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many layers.")] = 1000,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List and search the catalog's layers."""
-    _unavailable("layers", 3, "the catalog", as_json)
+    from catalog.db import Catalog
+    from geoportal import report
+
+    settings = _settings(home)
+    with Catalog.open(settings.home, settings.catalog_url) as catalog:
+        hits = catalog.search(query or "", limit=limit)
+        rows = [(h, catalog.current(h.layer.id)) for h in hits]
+    if as_json:
+        print(json.dumps(report.layers_json(rows), ensure_ascii=False))
+    else:
+        report.print_layers(rows, query)
 
 
 @app.command()
@@ -175,7 +217,38 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a layer's current version in an open format."""
-    _unavailable("export", 3, "layer export", as_json)
+    from catalog.db import Catalog
+    from catalog.errors import CatalogError
+    from catalog.export import FORMATS, export_layer
+
+    settings = _settings(home)
+    try:
+        with Catalog.open(settings.home, settings.catalog_url) as catalog:
+            version = catalog.current(layer_id)
+        if version is None:
+            raise CatalogError(f"layer {layer_id!r} has no published version yet")
+        if fmt not in FORMATS:
+            raise CatalogError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+        out = output or Path(f"{layer_id}{FORMATS[fmt].suffix}")
+        written = export_layer(
+            settings.home / version.path, version.kind, fmt, out, layer_id=layer_id
+        )
+    except CatalogError as e:
+        err.print(f"geoportal export: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from e
+    summary = {
+        "command": "export",
+        "status": "ok",
+        "id": layer_id,
+        "version": version.version,
+        "format": fmt,
+        "path": str(written),
+        "bytes": written.stat().st_size,
+    }
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(f"Wrote {layer_id} (version {version.version}) as {fmt} to {written}")
 
 
 @tiles_app.command("build")

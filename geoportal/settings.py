@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         description="Parallel worker processes for ingest, tiles and sample (0 = one per core).",
     )
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+    catalog_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog database (default: SQLite in the data home; "
+        "postgresql+psycopg://… for multi-server deployments).",
+    )
+    keep_versions: int = Field(default=5, ge=1, description="Versions kept per layer.")
 
     @property
     def sample_dir(self) -> Path:

@@ -212,14 +212,29 @@ def _read_value(col: Column, value, encoding: str | None, dbf: bool):
 
 
 def samples_of(
-    table: Table, idxs: list[int], key: str, *, encoding: str | None = None, dbf: bool = False
+    table: Table,
+    idxs: list[int],
+    key: str,
+    *,
+    encoding: str | None = None,
+    dbf: bool = False,
+    empty_is_null: bool = False,
 ) -> list[dict]:
-    """Exact attribute values of chosen records, keyed by a unique column."""
+    """Exact attribute values of chosen records, keyed by a unique column.
+
+    A record without geometry is marked ``"geometry": null`` (ingest drops it); with
+    ``empty_is_null`` (text formats) an empty string's truth is null.
+    """
     key_col = table.column(key)
     out = []
     for i in sorted(set(idxs)):
         attrs = {c.name: _read_value(c, c.values[i], encoding, dbf) for c in table.columns}
-        out.append({"where": {key: key_col.values[i]}, "attributes": attrs})
+        if empty_is_null:
+            attrs = {k: None if v == "" else v for k, v in attrs.items()}
+        sample = {"where": {key: key_col.values[i]}, "attributes": attrs}
+        if table.geometry[i] is None:
+            sample["geometry"] = None
+        out.append(sample)
     return out
 
 
@@ -254,7 +269,9 @@ def expect(
         bbox=_bbox(table.geometry),
         bbox_source=_bbox(fm.project(table.geometry, crs)),
         mess=sorted(set(mess)),
-        samples=samples_of(table, idxs, key, encoding=encoding, dbf=dbf),
+        samples=samples_of(
+            table, idxs, key, encoding=encoding, dbf=dbf, empty_is_null=fmt == "csv"
+        ),
     )
 
 

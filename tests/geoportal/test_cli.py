@@ -61,9 +61,6 @@ def test_unknown_scale_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("args", "issue"),
     [
-        (["ingest", "layers.yaml"], 3),
-        (["layers"], 3),
-        (["export", "x", "--format", "geojson"], 3),
         (["tiles", "build"], 4),
         (["serve"], 7),
         (["publish", "--ckan", "http://127.0.0.1:1", "--api-key", "k"], 7),

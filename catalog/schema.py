@@ -1,0 +1,200 @@
+"""The catalog's tables (SQLAlchemy Core), the same for SQLite and PostgreSQL.
+
+The migrations in ``catalog/migrations`` create exactly these tables (a test compares them).
+
+- ``agencies``: one row per agency (CKAN organization).
+- ``layers``: a layer's descriptive metadata and the version that is current.
+- ``layer_versions``: every stored version of every layer, lineage as JSON, bbox as four floats.
+- ``search_tokens``: the search index, (layer, field, token) → weight (see ``catalog.search``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+#: Version kinds a ``layer_versions`` row may have.
+VERSION_KINDS = ("vector", "raster", "table")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both backends (SQLite keeps it as naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Convert an aware datetime to UTC; refuse naive ones.
+
+        Args:
+            value: the datetime to store.
+            dialect: the database dialect.
+
+        Returns:
+            The UTC datetime, naive for SQLite.
+
+        Raises:
+            ValueError: ``value`` is naive.
+        """
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"catalog times must be timezone-aware, got {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return stored times as aware UTC datetimes.
+
+        Args:
+            value: what the driver returned.
+            dialect: the database dialect.
+
+        Returns:
+            The aware UTC datetime (or None).
+        """
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+agencies = Table(
+    "agencies",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+)
+
+layers = Table(
+    "layers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("agency_name", String, ForeignKey("agencies.name"), nullable=False, index=True),
+    Column("description", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("keywords", JSONDoc, nullable=False),
+    Column("license", Text, nullable=False),
+    Column("update_frequency", Text, nullable=False),
+    Column("style", JSONDoc, nullable=False),
+    Column("tileset", Text, nullable=False),
+    Column("current_version", String, nullable=True),
+    Column("created", UTCDateTime, nullable=False),
+    Column("modified", UTCDateTime, nullable=False),
+    # The current version must be one of the layer's stored versions. layers and
+    # layer_versions refer to each other, hence use_alter (created after both tables).
+    ForeignKeyConstraint(
+        ["id", "current_version"],
+        ["layer_versions.layer_id", "layer_versions.version"],
+        name="fk_layers_current_version",
+        use_alter=True,
+    ),
+)
+
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("layer_id", String, ForeignKey("layers.id", ondelete="CASCADE"), nullable=False),
+    Column("version", String, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("geometry_type", String, nullable=False),
+    Column("feature_count", BigInteger, nullable=False),
+    Column("bbox_minx", Double, nullable=True),
+    Column("bbox_miny", Double, nullable=True),
+    Column("bbox_maxx", Double, nullable=True),
+    Column("bbox_maxy", Double, nullable=True),
+    Column("source_crs", String, nullable=False),
+    Column("fields", JSONDoc, nullable=False),
+    Column("lineage_source", Text, nullable=False),
+    Column("lineage_sublayer", Text, nullable=True),
+    Column("lineage_source_hash", String, nullable=False),
+    Column("lineage_reader", String, nullable=False),
+    Column("lineage_decisions", JSONDoc, nullable=False),
+    Column("lineage_repairs", JSONDoc, nullable=False),
+    Column("lineage_warnings", JSONDoc, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    UniqueConstraint("layer_id", "version"),
+    CheckConstraint("version <> ''", name="version_not_empty"),
+    CheckConstraint("kind IN ('vector', 'raster', 'table')", name="kind"),
+    CheckConstraint("feature_count >= 0", name="feature_count_not_negative"),
+    CheckConstraint("size_bytes >= 0", name="size_bytes_not_negative"),
+    CheckConstraint(
+        "(bbox_minx IS NULL AND bbox_miny IS NULL AND bbox_maxx IS NULL AND bbox_maxy IS NULL)"
+        " OR (bbox_minx IS NOT NULL AND bbox_maxx IS NOT NULL AND bbox_miny IS NOT NULL"
+        " AND bbox_maxy IS NOT NULL AND bbox_miny <= bbox_maxy)",
+        name="bbox",  # all four or none; x is not ordered (a bbox may cross the antimeridian)
+    ),
+    Index("ix_layer_versions_layer_id_created", "layer_id", "created"),
+)
+
+search_tokens = Table(
+    "search_tokens",
+    metadata,
+    Column(
+        "layer_id",
+        String,
+        ForeignKey("layers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("field", String, primary_key=True),
+    Column("token", String, primary_key=True),
+    Column("weight", Double, nullable=False),
+    Index("ix_search_tokens_token", "token", "layer_id", "weight"),
+)
+
+
+def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
+    """Alembic autogenerate filter: only the catalog's own tables are its business.
+
+    PostGIS adds ``spatial_ref_sys`` and the multi-server path will store features in the same
+    database; autogenerate must never propose to drop them.
+
+    Args:
+        name: the object's name.
+        type_: "table", "column", "index", ...
+        parent_names: names of the enclosing schema/table.
+
+    Returns:
+        Whether alembic should compare the object.
+    """
+    return type_ != "table" or name in metadata.tables
