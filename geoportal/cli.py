@@ -156,13 +156,19 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Read agency layers into the catalog and print a per-layer report."""
+    run = _ingest(_settings(home), sources, jobs, keep, as_json)
+    if not run.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None, as_json: bool):
+    """Run an ingest and print its report; returns the IngestRun."""
     from catalog.db import Catalog
     from geoportal import report
     from ingest.errors import ManifestError
     from ingest.manifest import load_specs, slugify
     from ingest.pipeline import ingest as run_ingest
 
-    settings = _settings(home)
     try:
         loaded = load_specs(sources)
     except ManifestError as e:
@@ -183,8 +189,7 @@ def ingest(
         print(json.dumps(report.ingest_json(run, loaded), ensure_ascii=False))
     else:
         report.print_ingest(run, loaded)
-    if not run.ok:
-        raise typer.Exit(EXIT_FAILED)
+    return run
 
 
 @app.command()
@@ -310,7 +315,15 @@ def demo(
             as_json=as_json,
         )
     print("[2/4] ingest", flush=True)
-    _unavailable("demo", 3, "step 2 of 4 (ingest; tiles and serve follow it)", as_json)
+    run = _ingest(settings, [out / "layers.yaml"], settings.jobs, None, as_json)
+    refused = [r.id for r in run.reports if r.status == "refused"]
+    print(
+        f"[2/4] ingest: {sum(r.ok for r in run.reports)} layers in the catalog; refused as "
+        f"the corpus intends: {', '.join(refused) or 'none'}",
+        flush=True,
+    )
+    print("[3/4] tiles", flush=True)
+    _unavailable("demo", 4, "step 3 of 4 (tiles; serving follows it)", as_json)
 
 
 def _same_corpus(out: Path, scale: str, seed: int) -> bool:

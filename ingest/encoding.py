@@ -116,6 +116,12 @@ def decode_big5(raw: bytes, record: str, log: DecodeLog) -> str:
             out.append(chr(b))
             i += 1
             continue
+        trail = raw[i + 1] if i + 1 < len(raw) else None
+        if trail is None or not (0x40 <= trail <= 0x7E or 0xA1 <= trail <= 0xFE):
+            out.append("\ufffd")  # a lone lead byte: do not swallow the next character
+            log.undecodable.append(record)
+            i += 1
+            continue
         ch, how = _big5_pair(raw[i : i + 2])
         out.append(ch)
         if how == "moi":

@@ -232,6 +232,7 @@ def ingest(
     store.clean_partial(home)
     reports: list[LayerReport] = []
     todo: list[tuple[LayerSpec, str]] = []
+    known = {layer.id for layer in catalog.layers()}
     for spec in specs:
         try:
             shash = source_hash(spec)
@@ -240,7 +241,7 @@ def ingest(
                 LayerReport(spec.id, "refused", spec.id, reason=e.reason, message=str(e))
             )
             continue
-        unchanged = _unchanged(catalog, spec, shash)
+        unchanged = _unchanged(catalog, spec, shash, known)
         if unchanged:
             reports += unchanged
             _upsert(catalog, spec, agency_slug, [(r.id, None) for r in unchanged])
@@ -285,11 +286,11 @@ def _map(todo: list[tuple[LayerSpec, str]], home: Path, jobs: int):
                 )
 
 
-def _unchanged(catalog: Catalog, spec: LayerSpec, shash: str) -> list[LayerReport]:
+def _unchanged(catalog: Catalog, spec: LayerSpec, shash: str, known: set[str]) -> list[LayerReport]:
     """Reports for an entry whose source and options are what its current versions came from."""
     key = f"{shash}:{PIPELINE_VERSION}"
     reports = []
-    for lid in _known_ids(catalog, spec):
+    for lid in _known_ids(known, spec):
         try:
             current = catalog.current(lid)
         except LayerNotFound:
@@ -309,12 +310,10 @@ def _unchanged(catalog: Catalog, spec: LayerSpec, shash: str) -> list[LayerRepor
     return reports
 
 
-def _known_ids(catalog: Catalog, spec: LayerSpec) -> list[str]:
-    ids = [
-        layer.id
-        for layer in catalog.layers()
-        if layer.id == spec.id or re.fullmatch(rf"{re.escape(spec.id)}-\d+", layer.id)
-    ]
+def _known_ids(known: set[str], spec: LayerSpec) -> list[str]:
+    """The catalog ids an entry yielded last time: its id, or its numbered sublayers."""
+    pattern = re.compile(rf"{re.escape(spec.id)}-\d+")
+    ids = [lid for lid in known if lid == spec.id or pattern.fullmatch(lid)]
     return [spec.id] if spec.id in ids else sorted(ids, key=lambda s: int(s.rsplit("-", 1)[1]))
 
 

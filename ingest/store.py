@@ -4,8 +4,8 @@ Vector and table versions are GeoPackages (one table ``features``; EPSG:4326 lon
 R-tree spatial index; original Chinese column names); rasters are Cloud-Optimized GeoTIFFs.
 A version's name is the content hash of its data, so re-ingesting identical data yields the
 same version. Files are written under a ``.part`` name and renamed into place: a reader never
-sees half a version, and an interrupted write leaves only a ``.part`` file that the next run
-removes.
+sees half a version, and an interrupted write leaves only a ``*.part.*`` file that the next
+run removes.
 """
 
 from __future__ import annotations
@@ -46,12 +46,28 @@ def layer_dir(home: Path, layer_id: str) -> Path:
 
 
 def clean_partial(home: Path) -> int:
-    """Remove ``.part`` files an interrupted run left behind; returns how many."""
+    """Remove ``.part`` files that interrupted runs left behind; returns how many.
+
+    A part file carries its writer's pid; files of a process that is still running (another
+    ingest on the same home) are left alone.
+    """
     root = home / LAYERS_DIR
-    parts = list(root.glob("*/*.part")) if root.exists() else []
-    for p in parts:
-        p.unlink(missing_ok=True)
-    return len(parts)
+    removed = 0
+    for p in root.glob("*/*.part.*") if root.exists() else []:
+        if not _alive(p.name.split(".")[1]):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _field_type(series: pd.Series) -> str:
@@ -133,7 +149,7 @@ def write_version(home: Path, layer_id: str, layer: NormalizedLayer) -> Stored:
     version = content_hash(frame)
     target = folder / f"{version}.gpkg"
     if not target.exists():
-        part = folder / f"{version}.gpkg.{os.getpid()}.part"
+        part = folder / f"{version}.{os.getpid()}.part.gpkg"
         part.unlink(missing_ok=True)
         kwargs = {"layer": "features", "driver": "GPKG"}
         if layer.kind == "vector":
@@ -161,7 +177,7 @@ def _write_raster(home: Path, folder: Path, layer: NormalizedLayer) -> Stored:
     version = _file_hash(layer.raster_path)
     target = folder / f"{version}.tif"
     if not target.exists():
-        part = folder / f"{version}.tif.{os.getpid()}.part"
+        part = folder / f"{version}.{os.getpid()}.part.tif"
         shutil.copyfile(layer.raster_path, part)
         os.replace(part, target)
     with rasterio.open(target) as ds:

@@ -79,7 +79,9 @@ def test_demo_writes_the_corpus_into_the_home_then_stops_plainly(tmp_path):
     out = run("demo", env={"GEOPORTAL_HOME": str(home)})
     assert out.returncode == 2
     assert (home / "sample" / "layers.yaml").is_file()
-    assert "[1/4] sample" in out.stdout and "issue #3" in out.stderr
+    assert "[1/4] sample" in out.stdout and "[2/4] ingest" in out.stdout
+    assert "issue #4" in out.stderr
+    assert (home / "catalog.sqlite").is_file()
     again = run("demo", "--home", str(home))
     assert "reusing the small corpus" in again.stdout
 

@@ -167,9 +167,9 @@ def test_killed_mid_write_leaves_the_previous_version_current(tmp_path):
     )
     folder = home / "layers" / "big"
     deadline = time.monotonic() + 300
-    while not list(folder.glob("*.part")) and proc.poll() is None and time.monotonic() < deadline:
+    while not list(folder.glob("*.part.*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert list(folder.glob("*.part")), "the new version's file was never seen being written"
+    assert list(folder.glob("*.part.*")), "the new version's file was never seen being written"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     with Catalog.open(home) as c:
@@ -178,7 +178,7 @@ def test_killed_mid_write_leaves_the_previous_version_current(tmp_path):
         assert len(geoms) == 1
     out = run("ingest", str(manifest), "--json", home=home)
     assert _report(out)["big"]["status"] == "published"
-    assert not list(folder.glob("*.part"))
+    assert not list(folder.glob("*.part.*"))
 
 
 def test_supply_list_rows_are_ingested(small_corpus, expected, tmp_path):
