@@ -169,7 +169,7 @@ def type_columns(frame: pd.DataFrame, columns: Sequence[str]) -> TypedResult:
     for name in frame.columns:
         if name not in wanted:
             out[name] = frame[name]
-            fields.append(FieldInfo(name, _dtype_type(frame[name])))
+            fields.append(FieldInfo(name, field_type(frame[name])))
             continue
         texts = _texts(frame[name])
         uniques = [u for u in pd.unique(texts.dropna()) if u.strip()]
@@ -522,7 +522,8 @@ def _raw_name(name: object, existing: Iterable[object]) -> str:
     return raw
 
 
-def _dtype_type(series: pd.Series) -> str:
+def field_type(series: pd.Series) -> str:
+    """The FieldInfo type of a column, from its dtype or the Python values it holds."""
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"

@@ -1335,9 +1335,10 @@ def _is_junk(name: str) -> bool:
 def _classify(path: Path) -> tuple[bool, str]:
     """(is a data source, why not: "" when a sidecar that needs no mention)."""
     suffix = path.suffix.lower()
+    if suffix == ".dbf" and not _has_sibling(path, ".shp"):
+        return True, ""  # an orphan .dbf: a table without geometry
     if suffix in SIDECAR_SUFFIXES:
-        lone_dbf = suffix == ".dbf" and not _has_sibling(path, ".shp")
-        return False, "a .dbf with no .shp beside it" if lone_dbf else ""
+        return False, ""
     if suffix not in DATA_SUFFIXES:
         return False, "not a data format"
     if suffix == ".json" and not _looks_geojson(path):

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +28,12 @@ from ingest.errors import SourceRefused
 from ingest.model import LayerSpec, NormalizedLayer
 from ingest.normalise import normalise_unit
 from ingest.readers import ReadOptions
-from ingest.sources import resolve, select, source_hash
+from ingest.sources import resolve, select, source_files, source_hash
 
 if TYPE_CHECKING:
     from catalog.db import Catalog
 
-PIPELINE_VERSION = "1"  # bump when normalisation changes, so unchanged sources are re-read
+PIPELINE_VERSION = "2"  # bump when normalisation changes, so unchanged sources are re-read
 
 
 @dataclass
@@ -58,6 +58,22 @@ class LayerReport:
     def ok(self) -> bool:
         """Whether this layer succeeded or was unchanged."""
         return self.status in ("published", "unchanged")
+
+    @classmethod
+    def refused(cls, layer_id: str, entry: str, error: SourceRefused) -> LayerReport:
+        """A layer (or entry) refused, with the refusal's reason and message."""
+        return cls(layer_id, "refused", entry, reason=error.reason, message=str(error))
+
+    @classmethod
+    def failed(cls, spec: LayerSpec, error: BaseException, detail: str = "") -> LayerReport:
+        """An entry that failed unexpectedly (a bug or a dead worker), named by its origin."""
+        return cls(
+            spec.id,
+            "failed",
+            spec.id,
+            reason=type(error).__name__,
+            message=f"{spec.origin}: {error}{detail}",
+        )
 
 
 @dataclass
@@ -129,17 +145,9 @@ def _build_entry(spec: LayerSpec, home: Path, shash: str) -> list[_Built | Layer
             out.append(_build_unit(spec, home, shash, lid, unit, work, len(units) > 1))
         return out
     except SourceRefused as e:
-        return [LayerReport(spec.id, "refused", spec.id, reason=e.reason, message=str(e))]
-    except Exception as e:
-        return [
-            LayerReport(
-                spec.id,
-                "failed",
-                spec.id,
-                reason=type(e).__name__,
-                message=f"{spec.origin}: {e}\n{traceback.format_exc(limit=3)}",
-            )
-        ]
+        return [LayerReport.refused(spec.id, spec.id, e)]
+    except Exception as e:  # one bad entry must never stop the others
+        return [LayerReport.failed(spec, e, "\n" + traceback.format_exc(limit=3))]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -150,7 +158,7 @@ def _build_unit(
     try:
         nl = normalise_unit(unit, _options(spec, unit.display), work / f"unit-{lid}")
     except SourceRefused as e:
-        return LayerReport(lid, "refused", spec.id, reason=e.reason, message=str(e))
+        return LayerReport.refused(lid, spec.id, e)
     stored = store.write_version(home, lid, nl)
     lineage = Lineage(
         source=unit.display,
@@ -237,9 +245,7 @@ def ingest(
         try:
             shash = source_hash(spec)
         except SourceRefused as e:
-            reports.append(
-                LayerReport(spec.id, "refused", spec.id, reason=e.reason, message=str(e))
-            )
+            reports.append(LayerReport.refused(spec.id, spec.id, e))
             continue
         unchanged = _unchanged(catalog, spec, shash, known)
         if unchanged:
@@ -253,11 +259,26 @@ def ingest(
         reports += _publish(catalog, home, spec, results, keep_versions, agency_slug)
         if progress:
             progress(spec.id)
+    order = {spec.id: i for i, spec in enumerate(specs)}
+    reports.sort(key=lambda r: order.get(r.entry, len(order)))  # stable: units keep their order
     return IngestRun(reports)
 
 
+def _source_size(spec: LayerSpec) -> int:
+    try:
+        return sum(f.stat().st_size for p in source_files(spec) for f in _files(p))
+    except (OSError, SourceRefused):
+        return 0
+
+
+def _files(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+
+
 def _map(todo: list[tuple[LayerSpec, str]], home: Path, jobs: int):
+    """Run the entries (largest sources first, for balance); yield results as they finish."""
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(todo)))
+    todo = sorted(todo, key=lambda item: _source_size(item[0]), reverse=True)
     if jobs == 1:
         _init(str(home))
         for item in todo:
@@ -267,23 +288,13 @@ def _map(todo: list[tuple[LayerSpec, str]], home: Path, jobs: int):
     with ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_init, initargs=(str(home),)
     ) as pool:
-        futures = [(item[0], pool.submit(_run, item)) for item in todo]
-        for spec, fut in futures:
+        futures = {pool.submit(_run, item): item[0] for item in todo}
+        for fut in as_completed(futures):
+            spec = futures[fut]
             try:
                 yield spec, fut.result()
-            except Exception as e:
-                yield (
-                    spec,
-                    [
-                        LayerReport(
-                            spec.id,
-                            "failed",
-                            spec.id,
-                            reason=type(e).__name__,
-                            message=f"{spec.origin}: worker failed: {e}",
-                        )
-                    ],
-                )
+            except Exception as e:  # a worker that died (e.g. out of memory)
+                yield spec, [LayerReport.failed(spec, e, " (the worker process failed)")]
 
 
 def _unchanged(catalog: Catalog, spec: LayerSpec, shash: str, known: set[str]) -> list[LayerReport]:

@@ -81,6 +81,8 @@ def is_data_file(path: Path) -> bool:
     name = path.name.lower()
     if name.startswith(".") or "__macosx" in (p.lower() for p in path.parts):
         return False
+    if path.suffix.lower() == ".dbf":
+        return not any(path.with_suffix(s).exists() for s in (".shp", ".SHP"))
     if name.endswith(".aux.xml") or path.suffix.lower() in SIDECARS:
         return False
     return name.endswith(tuple(DATA_SUFFIXES)) or path.suffix.lower() == ".zip"

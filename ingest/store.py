@@ -20,13 +20,16 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 
 from catalog.model import FieldInfo
+from ingest.attributes import field_type
 from ingest.model import NormalizedLayer
 
 LAYERS_DIR = "layers"
+STORE_FORMAT = b"geoportal-gpkg-2"  # part of every version hash: a new format, a new file
 
 
 @dataclass(frozen=True)
@@ -70,33 +73,42 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def _field_type(series: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(series):
-        return "integer"
-    if pd.api.types.is_float_dtype(series):
-        return "decimal"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "datetime"
-    sample = series.dropna()
-    if len(sample) and all(
-        isinstance(v, date) and not isinstance(v, datetime) for v in sample.head(100)
-    ):
-        return "date"
-    if len(sample) and all(isinstance(v, datetime) for v in sample.head(100)):
-        return "datetime"
-    return "string"
-
-
 def fields_of(frame: pd.DataFrame) -> tuple[FieldInfo, ...]:
     """Field descriptions of a frame's attribute columns (``<name>_raw`` marked as raw text)."""
     cols = [c for c in frame.columns if c != "geometry"]
     out = []
     for c in cols:
         raw_of = c[: -len("_raw")] if c.endswith("_raw") and c[: -len("_raw")] in cols else None
-        out.append(FieldInfo(str(c), _field_type(frame[c]), raw_of))
+        out.append(FieldInfo(str(c), field_type(frame[c]), raw_of))
     return tuple(out)
+
+
+ARROW_TYPES = {
+    "integer": pa.int64(),
+    "decimal": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("ms"),
+    "string": pa.string(),
+}
+
+
+def _arrow_values(series: pd.Series, kind: str) -> pa.Array:
+    values = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in series]
+    if kind == "string":
+        values = [None if v is None else str(v) for v in values]
+    elif kind == "datetime":
+        values = [None if v is None else pd.Timestamp(v).to_pydatetime() for v in values]
+    return pa.array(values, ARROW_TYPES[kind])
+
+
+def _arrow(frame: pd.DataFrame, fields: tuple[FieldInfo, ...], with_geometry: bool) -> pa.Table:
+    """The frame as an Arrow table: typed columns (dates as GeoPackage DATE), WKB geometry."""
+    columns = {f.name: _arrow_values(frame[f.name], f.type) for f in fields}
+    if with_geometry:
+        wkb = shapely.to_wkb(np.asarray(frame.geometry.values, dtype=object))
+        columns["geometry"] = pa.array(wkb, pa.binary())
+    return pa.table(columns)
 
 
 def _storable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -118,7 +130,7 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def content_hash(frame: pd.DataFrame) -> str:
     """A hash of the normalised data: column names, values and geometry WKB."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(STORE_FORMAT)
     for c in frame.columns:
         h.update(str(c).encode())
         col = frame[c]
@@ -145,18 +157,18 @@ def write_version(home: Path, layer_id: str, layer: NormalizedLayer) -> Stored:
     folder.mkdir(parents=True, exist_ok=True)
     if layer.kind == "raster":
         return _write_raster(home, folder, layer)
-    frame = _storable(layer.frame)
-    version = content_hash(frame)
+    fields = fields_of(layer.frame)
+    version = content_hash(_storable(layer.frame))
     target = folder / f"{version}.gpkg"
     if not target.exists():
         part = folder / f"{version}.{os.getpid()}.part.gpkg"
         part.unlink(missing_ok=True)
-        kwargs = {"layer": "features", "driver": "GPKG"}
+        table = _arrow(layer.frame, fields, with_geometry=layer.kind == "vector")
+        kwargs: dict = {"layer": "features", "driver": "GPKG"}
         if layer.kind == "vector":
             gtype = layer.geometry_type if layer.geometry_type != "Geometry" else "Unknown"
-            pyogrio.write_dataframe(frame, part, geometry_type=gtype, SPATIAL_INDEX="YES", **kwargs)
-        else:
-            pyogrio.write_dataframe(pd.DataFrame(frame), part, **kwargs)
+            kwargs |= {"geometry_name": "geometry", "geometry_type": gtype, "crs": "EPSG:4326"}
+        pyogrio.write_arrow(table, part, **kwargs)
         os.replace(part, target)
     bbox = None
     if layer.kind == "vector" and len(layer.frame):
@@ -166,7 +178,7 @@ def write_version(home: Path, layer_id: str, layer: NormalizedLayer) -> Stored:
         target.relative_to(home).as_posix(),
         target.stat().st_size,
         bbox,
-        fields_of(layer.frame),
+        fields,
     )
 
 

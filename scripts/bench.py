@@ -209,10 +209,12 @@ def ingest_city(args: argparse.Namespace) -> dict:
             "(the refused ones are refused on purpose: a Git-LFS pointer).",
             f"geoportal / ogr2ogr = {ratio:.2f}. The reference ({gdal}) converts each source "
             "to an EPSG:4326 GeoPackage and each raster to a COG, told the CSV coordinate "
-            f"columns and CRS; {failures} of its conversions failed outright (nested zips and "
-            "the like), and it decides nothing: Big5 and UTF-8 without .cpg come out garbled, "
-            "custom TM2 .prj and TWD67 are handled by PROJ's defaults (TWD67 ~830 m off), "
-            "no geometry is repaired, nothing is versioned or catalogued.",
+            f"columns and CRS; {failures} of its conversions failed outright (sources with no "
+            "declared CRS such as a shapefile without .prj or a TopoJSON, a zip whose "
+            "shapefile sits in nested folders, a zip inside a zip, pipe- and tab-delimited "
+            "text), and it decides nothing: Big5 and UTF-8 DBFs without .cpg come out "
+            "garbled, TWD67 goes through PROJ's ballpark operation (~830 m off), no "
+            "geometry is repaired, nothing is versioned or catalogued.",
         ],
     }
 

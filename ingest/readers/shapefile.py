@@ -45,10 +45,10 @@ def dbf_header(path: Path) -> tuple[int, list[DbfField]]:
 
 
 class ShapefileReader(Reader):
-    """ESRI shapefiles (.shp with .dbf, .prj, .cpg sidecars)."""
+    """ESRI shapefiles (.shp with .dbf, .prj, .cpg sidecars), and orphan .dbf tables."""
 
     name = "shapefile"
-    suffixes = (".shp",)
+    suffixes = (".shp", ".dbf")
 
     def read(self, path: Path, sublayer: str | None, options: ReadOptions) -> RawLayer:
         """Read geometry, decide the DBF encoding, decode its text."""
@@ -61,6 +61,8 @@ class ShapefileReader(Reader):
         frame, repairs = _decode_frame(attrs, decision.value, widths)
         prj = _sidecar(path, ".prj")
         crs_wkt = prj.read_text(encoding="latin-1") if prj else None
+        if path.suffix.lower() == ".dbf":
+            geoms = None  # an orphan .dbf: a table, never invented points
         return RawLayer(
             sublayer=None,
             attributes=frame,

@@ -319,6 +319,7 @@ def test_folder_scan_rules(tmp_path):
         ("dem", "DEM", "DEM.tif"),
         ("other-roads", "道路", "r.shp"),
         ("dao-lu", "道路", "子/道路.zip"),
+        ("gu-er", "孤兒", "孤兒.dbf"),  # an orphan .dbf: ingested as a table
         ("he-chuan", "河川", "河川.geojson"),
         ("zhan-dian", "站點", "站點.txt"),
         ("tong-ji-qu", "統計區", "統計區.topo.json"),
@@ -327,7 +328,7 @@ def test_folder_scan_rules(tmp_path):
     assert result.specs[1].base == (root / "別人").resolve()
     assert result.specs[2].origin == "子/道路.zip"
     (warning,) = [w for w in result.warnings if "ignored" in w]
-    for name in ("expected.json", "說明.txt", "報告.pdf", "孤兒.dbf", "供應清單.csv"):
+    for name in ("expected.json", "說明.txt", "報告.pdf", "供應清單.csv"):
         assert name in warning
     for name in (".hidden.csv", "__MACOSX", "道路.shx", "DEM.tif.ovr", "~$清單.xlsx"):
         assert name not in warning

@@ -213,3 +213,27 @@ def test_dems_with_odd_nodata_and_custom_wkt(real, tmp_path):
         valid = orig > -1e30
         assert np.array_equal(out != -9999, valid)
         assert np.allclose(out[valid], orig[valid], atol=1e-3)
+
+
+def test_kmz_reads_like_its_kml(real, tmp_path):
+    import zipfile
+
+    kmz = tmp_path / "tainan.kmz"
+    with zipfile.ZipFile(kmz, "w") as zf:
+        zf.write(real / "kiang-tainan_basecode/doc.kml", "doc.kml")
+    from_kml = read_source(real / "kiang-tainan_basecode/doc.kml")
+    from_kmz = read_source(kmz)
+    assert [lyr.sublayer for lyr in from_kmz] == [lyr.sublayer for lyr in from_kml]
+    assert [lyr.features_out for lyr in from_kmz] == [lyr.features_out for lyr in from_kml]
+
+
+def test_orphan_dbf_is_a_table_without_geometry(real, tmp_path):
+    import shutil
+
+    dbf = tmp_path / "村里.dbf"
+    shutil.copy(real / "gipong-shp2geojson/10tnvillage/10_tn-village.dbf", dbf)
+    layer = _one(dbf)
+    assert layer.kind == "table" and layer.source_crs is None
+    assert len(layer.frame) == 752 and "geometry" not in layer.frame.columns
+    assert layer.decision("encoding").value == "cp950"
+    assert "塩埕里" in set(layer.frame["VILLAGE"])
