@@ -44,13 +44,14 @@ from catalog.model import (
     Agency,
     Decision,
     FieldInfo,
+    IngestEntry,
     Layer,
     LayerVersion,
     Lineage,
     Repair,
     SearchHit,
 )
-from catalog.schema import agencies, layer_versions, layers, search_tokens
+from catalog.schema import agencies, ingest_entries, layer_versions, layers, search_tokens
 from catalog.search import query_tokens, weighted_tokens
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
@@ -641,6 +642,45 @@ class Catalog:
             return _versions(conn, layer_id)
 
     # -- search ------------------------------------------------------------------------------
+
+    # -- ingest entries ----------------------------------------------------------------------
+
+    def entry(self, entry_id: str) -> IngestEntry | None:
+        """What a manifest entry yielded the last time it was ingested (None if never).
+
+        Args:
+            entry_id: the manifest entry's id.
+
+        Returns:
+            The recorded entry, or None.
+        """
+        with self._transaction(f"read ingest entry {entry_id!r}", write=False) as conn:
+            row = conn.execute(
+                select(ingest_entries).where(ingest_entries.c.id == entry_id)
+            ).first()
+        if row is None:
+            return None
+        units = tuple((str(a), str(b)) for a, b in row.units)
+        return IngestEntry(row.id, row.source_hash, units, bool(row.complete), row.updated)
+
+    def record_entry(self, entry: IngestEntry) -> None:
+        """Insert or replace what a manifest entry yielded.
+
+        Args:
+            entry: the entry's state after an ingest.
+        """
+        values = {
+            "source_hash": entry.source_hash,
+            "units": [list(u) for u in entry.units],
+            "complete": entry.complete,
+            "updated": entry.updated,
+        }
+        with self._transaction(f"record ingest entry {entry.id!r}") as conn:
+            done = conn.execute(
+                update(ingest_entries).where(ingest_entries.c.id == entry.id).values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(ingest_entries).values(id=entry.id, **values))
 
     def search(self, query: str, limit: int = 50, offset: int = 0) -> list[SearchHit]:
         """Search layers; Chinese needs no spaces.

@@ -128,6 +128,25 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class IngestEntry:
+    """What one manifest entry yielded the last time it was ingested.
+
+    Attributes:
+        id: the entry's id (the manifest id).
+        source_hash: hash of the source bytes and reading options (and pipeline version).
+        units: (layer id, sublayer or file name) of every unit the source held, in order.
+        complete: whether every unit was published (a refused or failed unit makes it False).
+        updated: when it was recorded.
+    """
+
+    id: str
+    source_hash: str
+    units: tuple[tuple[str, str], ...]
+    complete: bool
+    updated: datetime
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """A layer found by a search, with its relevance score (higher is better)."""
 

@@ -6,6 +6,7 @@ The migrations in ``catalog/migrations`` create exactly these tables (a test com
 - ``layers``: a layer's descriptive metadata and the version that is current.
 - ``layer_versions``: every stored version of every layer, lineage as JSON, bbox as four floats.
 - ``search_tokens``: the search index, (layer, field, token) → weight (see ``catalog.search``).
+- ``ingest_entries``: per manifest entry, the source hash and the layer ids it last yielded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -180,6 +182,17 @@ search_tokens = Table(
     Column("token", String, primary_key=True),
     Column("weight", Double, nullable=False),
     Index("ix_search_tokens_token", "token", "layer_id", "weight"),
+)
+
+
+ingest_entries = Table(
+    "ingest_entries",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("source_hash", String, nullable=False),
+    Column("units", JSONDoc, nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
 )
 
 

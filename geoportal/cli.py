@@ -172,6 +172,12 @@ def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None
     try:
         loaded = load_specs(sources)
     except ManifestError as e:
+        if as_json:
+            print(
+                json.dumps(
+                    {"command": "ingest", "status": "failed", "error": str(e)}, ensure_ascii=False
+                )
+            )
         err.print(f"geoportal ingest: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from e
     with Catalog.open(settings.home, settings.catalog_url) as catalog, _progress(as_json) as bar:

@@ -13,7 +13,13 @@ if TYPE_CHECKING:
     from ingest.manifest import LoadResult
     from ingest.pipeline import IngestRun
 
-STATUS_STYLE = {"published": "green", "unchanged": "dim", "refused": "yellow", "failed": "red"}
+STATUS_STYLE = {
+    "published": "green",
+    "unchanged": "dim",
+    "refused": "yellow",
+    "failed": "red",
+    "removed": "magenta",
+}
 
 
 def _console() -> Console:
@@ -52,7 +58,7 @@ def print_ingest(run: IngestRun, loaded: LoadResult, console: Console | None = N
         )
     console.print(table)
     for r in run.reports:
-        if not r.ok:
+        if not r.ok or r.status == "removed":
             console.print(f"[{STATUS_STYLE[r.status]}]{r.id}[/]: {r.message}", highlight=False)
     for s in loaded.skipped:
         console.print(f"[dim]skipped[/] {s}", highlight=False)

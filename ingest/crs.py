@@ -25,7 +25,8 @@ from pyproj.exceptions import CRSError
 from catalog.model import Decision
 from ingest.errors import SourceRefused
 
-TAIWAN_LONLAT = (117.5, 20.5, 124.0, 27.0)  # Taiwan, Penghu, Kinmen, Matsu, Lanyu, with margin
+# Taiwan, Penghu, Kinmen, Matsu, Lanyu, Pratas and Taiping Island (Kaohsiung), with margin.
+TAIWAN_LONLAT = (114.0, 10.0, 124.5, 27.0)
 TM2_X = (40_000.0, 460_000.0)
 TM2_Y = (2_380_000.0, 2_960_000.0)
 WEBMERC_X = (13_000_000.0, 13_900_000.0)
@@ -213,11 +214,20 @@ def decide(
         if bounds is None
         else "coordinates " + ", ".join(f"{v:.6g}" for v in bounds)
     )
+    declared = "none"
+    if evidence == "implicit-4326":
+        declared = "lon/lat by its format, but the coordinates are not around Taiwan"
+    elif declared_wkt:
+        match = match_declared(declared_wkt)
+        declared = (
+            "unrecognised WKT"
+            if match is None
+            else f"{match[0]}, but the coordinates do not fit it (a stray point such as 0,0?)"
+        )
     raise SourceRefused(
         display,
         "crs-undecided",
-        f"cannot decide the coordinate system ({extent}; declared: "
-        f"{'none' if not declared_wkt else 'unrecognised WKT'})",
+        f"cannot decide the coordinate system ({extent}; declared: {declared})",
         "add `crs: EPSG:<code>` to the manifest entry "
         "(EPSG:3826 for TWD97 TM2, EPSG:4326 for lon/lat)",
     )

@@ -29,7 +29,8 @@ LDID: dict[int, str] = {
     0x4F: "cp950",
     0x78: "cp950",
     0x7A: "gbk",
-    0x7B: "cp949",
+    0x7B: "cp932",
+    0x79: "cp949",
     0x7C: "cp874",
     0x7D: "cp1255",
     0x57: "cp1252",
@@ -165,6 +166,28 @@ def decode(raw: bytes, encoding: str, record: str, log: DecodeLog, width: int | 
         return raw.decode(encoding, errors="replace")
 
 
+SINGLE_BYTE = {"cp1252", "latin-1", "iso8859-1", "cp437", "cp850", "cp874", "cp1255"}
+
+
+def credible(samples: list[bytes], claim: str, widths: list[int | None] | None = None) -> bool:
+    """Whether a .cpg's or language byte's claim can be believed for these bytes.
+
+    A single-byte code page decodes any bytes, so "it decodes" proves nothing: such a claim is
+    overruled when the non-ASCII bytes read as UTF-8 or Big5 text instead.
+    """
+    if claim in SINGLE_BYTE:
+        if all(s.isascii() for s in samples):
+            return True
+        value, confidence = detect(samples, widths)
+        return not (value in ("utf-8", "cp950") and confidence >= 0.9)
+    return fits(samples, claim, widths)
+
+
+def _cjk(ch: str) -> bool:
+    o = ord(ch)
+    return 0x3000 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0xFF00 <= o <= 0xFFEF or o >= 0x20000
+
+
 def fits(samples: list[bytes], encoding: str, widths: list[int | None] | None = None) -> bool:
     """Whether every sample decodes in ``encoding`` (allowing cut UTF-8 and vendor codes)."""
     log = DecodeLog()
@@ -185,6 +208,11 @@ def detect(samples: list[bytes], widths: list[int | None] | None = None) -> tupl
     if all(s.isascii() for s in text):
         return "utf-8", 1.0
     if fits(text, "utf-8", widths if widths and len(widths) == len(text) else None):
+        decoded = "".join(s.decode("utf-8", errors="ignore") for s in text)
+        if not any(_cjk(c) for c in decoded) and fits(text, "cp950"):
+            # Short Big5 text can be valid UTF-8 by chance (b"\xc4\xa1" is 纂 and ġ): with no
+            # CJK in the UTF-8 reading, the Big5 reading is the likelier one here.
+            return "cp950", 0.7
         return "utf-8", 0.99
     log = DecodeLog()
     for i, raw in enumerate(text):

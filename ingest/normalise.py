@@ -68,6 +68,8 @@ def _vector(unit: Unit, raw: RawLayer, options: ReadOptions) -> NormalizedLayer:
     norm = geometry.normalise(lonlat)
     attrs = raw.attributes.reset_index(drop=True)
     for name, values in z.items():
+        while name in attrs.columns:  # never overwrite a real attribute called z
+            name = f"{name}_"
         attrs[name] = values
     attrs = attrs.loc[norm.keep].reset_index(drop=True)
     attrs, typing = _typed(raw, attrs)
@@ -98,6 +100,7 @@ def _raster(unit: Unit, raw: RawLayer, options: ReadOptions, work: Path) -> Norm
         evidence=raw.crs_evidence,
         bounds=raster.bounds(raw.raster_path),
     )
+    crsmod.check_supported(decision.value, options.display)
     work.mkdir(parents=True, exist_ok=True)
     result = raster.to_cog(raw.raster_path, decision.value, work / f"{unit.path.stem}.cog.tif")
     return NormalizedLayer(
@@ -108,5 +111,10 @@ def _raster(unit: Unit, raw: RawLayer, options: ReadOptions, work: Path) -> Norm
         raster_path=result.path,
         decisions=[decision, *raw.decisions, *result.decisions],
         repairs=[*raw.repairs, *result.repairs],
-        warnings=list(raw.warnings),
+        warnings=[*raw.warnings]
+        + (
+            [f"CRS {decision.value} inferred ({decision.detail})"]
+            if decision.confidence < 0.9
+            else []
+        ),
     )

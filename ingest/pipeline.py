@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catalog.errors import CatalogError, LayerNotFound
-from catalog.model import Agency, Decision, Layer, LayerVersion, Lineage, Repair
+from catalog.model import (
+    Agency,
+    Decision,
+    IngestEntry,
+    Layer,
+    LayerVersion,
+    Lineage,
+    Repair,
+)
 from ingest import store
 from ingest.errors import SourceRefused
 from ingest.model import LayerSpec, NormalizedLayer
@@ -53,11 +61,13 @@ class LayerReport:
     warnings: list[str] = field(default_factory=list)
     reason: str = ""
     message: str = ""
+    sublayer: str = ""
+    detail: str = ""  # a traceback for "failed", for bug reports; not shown in the table
 
     @property
     def ok(self) -> bool:
-        """Whether this layer succeeded or was unchanged."""
-        return self.status in ("published", "unchanged")
+        """Whether this layer succeeded, was unchanged, or was retired with its source."""
+        return self.status in ("published", "unchanged", "removed")
 
     @classmethod
     def refused(cls, layer_id: str, entry: str, error: SourceRefused) -> LayerReport:
@@ -72,7 +82,9 @@ class LayerReport:
             "failed",
             spec.id,
             reason=type(error).__name__,
-            message=f"{spec.origin}: {error}{detail}",
+            message=f"{spec.origin}: unexpected error {type(error).__name__}: {error} "
+            "(please report it with the detail)",
+            detail=detail,
         )
 
 
@@ -142,12 +154,17 @@ def _build_entry(spec: LayerSpec, home: Path, shash: str) -> list[_Built | Layer
         units = select(resolve(spec, work), spec)
         out: list[_Built | LayerReport] = []
         for lid, unit in zip(layer_ids(spec, len(units)), units, strict=True):
-            out.append(_build_unit(spec, home, shash, lid, unit, work, len(units) > 1))
+            try:
+                out.append(_build_unit(spec, home, shash, lid, unit, work, len(units) > 1))
+            except Exception as e:  # one bad unit must not take its siblings down
+                report = LayerReport.failed(spec, e, traceback.format_exc(limit=5))
+                report.id, report.sublayer = lid, unit.name
+                out.append(report)
         return out
     except SourceRefused as e:
         return [LayerReport.refused(spec.id, spec.id, e)]
     except Exception as e:  # one bad entry must never stop the others
-        return [LayerReport.failed(spec, e, "\n" + traceback.format_exc(limit=3))]
+        return [LayerReport.failed(spec, e, traceback.format_exc(limit=5))]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -158,12 +175,14 @@ def _build_unit(
     try:
         nl = normalise_unit(unit, _options(spec, unit.display), work / f"unit-{lid}")
     except SourceRefused as e:
-        return LayerReport.refused(lid, spec.id, e)
+        report = LayerReport.refused(lid, spec.id, e)
+        report.sublayer = unit.name
+        return report
     stored = store.write_version(home, lid, nl)
     lineage = Lineage(
         source=unit.display,
         sublayer=unit.sublayer,
-        source_hash=f"{shash}:{PIPELINE_VERSION}",
+        source_hash=shash,
         reader=unit.reader.name,
         decisions=tuple(nl.decisions),
         repairs=tuple(nl.repairs),
@@ -195,9 +214,9 @@ def _build_unit(
         encoding=nl.decision("encoding"),
         repairs=list(nl.repairs),
         warnings=list(nl.warnings),
+        sublayer=unit.name,
     )
-    title = f"{spec.title}（{unit.name}）" if several else spec.title
-    return _Built(lid, title, version, report)
+    return _Built(lid, _title(spec, unit.name, several), version, report)
 
 
 _HOME: Path | None = None
@@ -238,30 +257,164 @@ def ingest(
 ) -> IngestRun:
     """Ingest ``specs`` into ``catalog``, publishing changed layers; see the module docstring."""
     store.clean_partial(home)
-    reports: list[LayerReport] = []
+    run = _Run(catalog, home, keep_versions, agency_slug)
     todo: list[tuple[LayerSpec, str]] = []
-    known = {layer.id for layer in catalog.layers()}
+    keys: dict[str, str] = {}
     for spec in specs:
         try:
-            shash = source_hash(spec)
+            key = keys[spec.id] = f"{source_hash(spec)}:{PIPELINE_VERSION}"
         except SourceRefused as e:
-            reports.append(LayerReport.refused(spec.id, spec.id, e))
+            run.reports.append(LayerReport.refused(spec.id, spec.id, e))
             continue
-        unchanged = _unchanged(catalog, spec, shash, known)
-        if unchanged:
-            reports += unchanged
-            _upsert(catalog, spec, agency_slug, [(r.id, None) for r in unchanged])
+        if run.unchanged(spec, key):
             if progress:
                 progress(spec.id)
         else:
-            todo.append((spec, shash))
+            todo.append((spec, key))
     for spec, results in _map(todo, home, jobs):
-        reports += _publish(catalog, home, spec, results, keep_versions, agency_slug)
+        run.publish(spec, keys[spec.id], results)
         if progress:
             progress(spec.id)
     order = {spec.id: i for i, spec in enumerate(specs)}
-    reports.sort(key=lambda r: order.get(r.entry, len(order)))  # stable: units keep their order
-    return IngestRun(reports)
+    run.reports.sort(key=lambda r: order.get(r.entry, len(order)))  # stable: units keep order
+    return IngestRun(run.reports)
+
+
+def _title(spec: LayerSpec, name: str, several: bool) -> str:
+    return f"{spec.title}（{name}）" if several else spec.title
+
+
+class _Run:
+    """The parent's side of one ingest: unchanged checks, publication, the entries' record."""
+
+    def __init__(
+        self, catalog: Catalog, home: Path, keep: int, agency_slug: Callable[[str], str]
+    ) -> None:
+        self.catalog, self.home, self.keep, self.agency_slug = catalog, home, keep, agency_slug
+        self.reports: list[LayerReport] = []
+        self.claimed: dict[str, str] = {}  # layer id → entry id, for this run
+
+    def unchanged(self, spec: LayerSpec, key: str) -> bool:
+        """Report an entry as unchanged if its source, options and results are as recorded.
+
+        URLs are always fetched again (a same-content download is still reported unchanged).
+        """
+        if spec.source.startswith(("http://", "https://")):
+            return False
+        state = self.catalog.entry(spec.id)
+        if state is None or state.source_hash != key or not state.complete:
+            return False
+        currents = [self.catalog.current(lid) for lid, _ in state.units]
+        if any(v is None for v in currents) or any(lid in self.claimed for lid, _ in state.units):
+            return False
+        several = len(state.units) > 1
+        for (lid, name), v in zip(state.units, currents, strict=True):
+            self._upsert(spec, lid, _title(spec, name, several))
+            self.claimed[lid] = spec.id
+            self.reports.append(
+                LayerReport(
+                    lid,
+                    "unchanged",
+                    spec.id,
+                    version=v.version,
+                    kind=v.kind,
+                    features_out=v.feature_count,
+                    sublayer=name,
+                )
+            )
+        return True
+
+    def publish(self, spec: LayerSpec, key: str, results: list) -> None:
+        """Publish an entry's versions, record what it yielded, retire what it no longer does."""
+        units: list[tuple[str, str]] = []
+        complete = True
+        for item in results:
+            report = item if isinstance(item, LayerReport) else self._publish_one(spec, item)
+            self.reports.append(report)
+            complete &= report.ok
+            if report.status != "refused" or report.id != spec.id or len(results) > 1:
+                units.append((report.id, report.sublayer))
+        if not any(r.ok for r in self.reports if r.entry == spec.id):
+            return  # nothing of the entry got through: keep its old record and layers
+        previous = self.catalog.entry(spec.id)
+        self.catalog.record_entry(
+            IngestEntry(spec.id, key, tuple(units), complete, datetime.now(UTC))
+        )
+        if previous is not None:
+            self._retire(spec, {lid for lid, _ in previous.units} - {lid for lid, _ in units})
+
+    def _publish_one(self, spec: LayerSpec, item: _Built) -> LayerReport:
+        lid, report = item.layer_id, item.report
+        owner = self.claimed.get(lid)
+        if owner is not None and owner != spec.id:
+            self._discard(item.version)
+            return LayerReport(
+                lid,
+                "refused",
+                spec.id,
+                reason="id-collision",
+                sublayer=report.sublayer,
+                message=f"{spec.origin}: layer id {lid!r} is already the id of "
+                f"entry {owner!r}'s layer — rename one of the two entries",
+            )
+        self.claimed[lid] = spec.id
+        try:
+            self._upsert(spec, lid, item.title)
+            current = self.catalog.current(lid)
+            if current is not None and current.version == item.version.version:
+                report.status = "unchanged"  # a new source that yields the same data
+                return report
+            pruned = self.catalog.publish_version(item.version, keep=self.keep)
+        except CatalogError as e:
+            report.status, report.message = "failed", str(e)
+            return report
+        for old in pruned:
+            store.remove_version_file(self.home, old.path)
+        return report
+
+    def _discard(self, version: LayerVersion) -> None:
+        """Delete a built file that will not be published, unless a catalog version uses it."""
+        try:
+            used = {v.path for v in self.catalog.versions(version.layer_id)}
+        except LayerNotFound:
+            used = set()
+        if version.path not in used:
+            store.remove_version_file(self.home, version.path)
+
+    def _retire(self, spec: LayerSpec, stale: set[str]) -> None:
+        """Remove layers an entry used to yield and no longer does (a sublayer that went)."""
+        for lid in sorted(stale - set(self.claimed)):
+            try:
+                removed = self.catalog.delete_layer(lid)
+            except LayerNotFound:
+                continue
+            for v in removed:
+                store.remove_version_file(self.home, v.path)
+            self.reports.append(
+                LayerReport(
+                    lid,
+                    "removed",
+                    spec.id,
+                    message=f"{spec.origin}: the source no longer holds this layer; removed",
+                )
+            )
+
+    def _upsert(self, spec: LayerSpec, lid: str, title: str) -> None:
+        self.catalog.upsert_layer(
+            Layer(
+                id=lid,
+                title=title,
+                agency=Agency(self.agency_slug(spec.agency), spec.agency),
+                title_en=spec.title_en,
+                description=spec.description,
+                category=spec.category,
+                keywords=spec.keywords,
+                license=spec.license or "OGDL-Taiwan-1.0",
+                update_frequency=spec.update_frequency,
+                style=spec.style,
+                tileset=spec.tileset,
+            )
+        )
 
 
 def _source_size(spec: LayerSpec) -> int:
@@ -295,84 +448,3 @@ def _map(todo: list[tuple[LayerSpec, str]], home: Path, jobs: int):
                 yield spec, fut.result()
             except Exception as e:  # a worker that died (e.g. out of memory)
                 yield spec, [LayerReport.failed(spec, e, " (the worker process failed)")]
-
-
-def _unchanged(catalog: Catalog, spec: LayerSpec, shash: str, known: set[str]) -> list[LayerReport]:
-    """Reports for an entry whose source and options are what its current versions came from."""
-    key = f"{shash}:{PIPELINE_VERSION}"
-    reports = []
-    for lid in _known_ids(known, spec):
-        try:
-            current = catalog.current(lid)
-        except LayerNotFound:
-            return []
-        if current is None or current.lineage.source_hash != key:
-            return []
-        reports.append(
-            LayerReport(
-                lid,
-                "unchanged",
-                spec.id,
-                version=current.version,
-                kind=current.kind,
-                features_out=current.feature_count,
-            )
-        )
-    return reports
-
-
-def _known_ids(known: set[str], spec: LayerSpec) -> list[str]:
-    """The catalog ids an entry yielded last time: its id, or its numbered sublayers."""
-    pattern = re.compile(rf"{re.escape(spec.id)}-\d+")
-    ids = [lid for lid in known if lid == spec.id or pattern.fullmatch(lid)]
-    return [spec.id] if spec.id in ids else sorted(ids, key=lambda s: int(s.rsplit("-", 1)[1]))
-
-
-def _upsert(
-    catalog: Catalog,
-    spec: LayerSpec,
-    agency_slug: Callable[[str], str],
-    titled: list[tuple[str, str | None]],
-) -> None:
-    agency = Agency(agency_slug(spec.agency), spec.agency)
-    for lid, title in titled:
-        catalog.upsert_layer(
-            Layer(
-                id=lid,
-                title=title or catalog.get_layer(lid).title,
-                agency=agency,
-                title_en=spec.title_en,
-                description=spec.description,
-                category=spec.category,
-                keywords=spec.keywords,
-                license=spec.license or "OGDL-Taiwan-1.0",
-                update_frequency=spec.update_frequency,
-                style=spec.style,
-                tileset=spec.tileset,
-            )
-        )
-
-
-def _publish(
-    catalog: Catalog,
-    home: Path,
-    spec: LayerSpec,
-    results: list,
-    keep: int,
-    agency_slug: Callable[[str], str],
-) -> list[LayerReport]:
-    reports = []
-    for item in results:
-        if isinstance(item, LayerReport):
-            reports.append(item)
-            continue
-        try:
-            _upsert(catalog, spec, agency_slug, [(item.layer_id, item.title)])
-            pruned = catalog.publish_version(item.version, keep=keep)
-        except CatalogError as e:
-            item.report.status, item.report.message = "failed", str(e)
-        else:
-            for old in pruned:
-                store.remove_version_file(home, old.path)
-        reports.append(item.report)
-    return reports

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.crs import CRS
+from rasterio.transform import array_bounds
 from rasterio.warp import transform_bounds
 
 from catalog.model import Decision, Repair
 
 NODATA_FLOAT = -9999.0
+TWD67_DX, TWD67_DY = 828.589, -206.915  # EPSG:15487, TWD67 TM2 → TWD97 TM2
 
 
 @dataclass
@@ -39,17 +42,41 @@ def bounds(path: Path) -> tuple[float, float, float, float]:
 
 
 def to_cog(src: Path, crs: str, dst: Path) -> RasterResult:
-    """Write ``src`` as a COG at ``dst`` in ``crs`` (assigned, not warped)."""
+    """Write ``src`` as a COG at ``dst`` in ``crs`` (assigned, not warped).
+
+    TWD67 TM2 (EPSG:3828) rasters are moved to TWD97 TM2 by EPSG:15487, which is a pure
+    translation of the grid (+828.589 m E, −206.915 m N): exact for a raster's origin.
+    """
     decisions: list[Decision] = []
     repairs: list[Repair] = []
     with rasterio.open(src) as ds:
+        transform = ds.transform
+        if crs == "EPSG:3828":
+            transform = Affine(
+                transform.a,
+                transform.b,
+                transform.c + TWD67_DX,
+                transform.d,
+                transform.e,
+                transform.f + TWD67_DY,
+            )
+            decisions.append(
+                Decision(
+                    "datum-shift",
+                    "EPSG:15487",
+                    "policy",
+                    1.0,
+                    "TWD67 grid moved to TWD97 TM2 by EPSG:15487",
+                )
+            )
+            crs = "EPSG:3826"
         profile = {
             "driver": "COG",
             "width": ds.width,
             "height": ds.height,
             "count": ds.count,
             "crs": CRS.from_string(crs),
-            "transform": ds.transform,
+            "transform": transform,
             "compress": "DEFLATE",
             "blocksize": 512,
             "BIGTIFF": "IF_SAFER",
@@ -86,7 +113,10 @@ def to_cog(src: Path, crs: str, dst: Path) -> RasterResult:
             profile |= {"dtype": ds.dtypes[0], "nodata": ds.nodata, "predictor": 2}
             if ds.count >= 3:
                 profile["photometric"] = "RGB"
-        bbox = transform_bounds(CRS.from_string(crs), "EPSG:4326", *ds.bounds, densify_pts=21)
+        west, south, east, north = array_bounds(ds.height, ds.width, transform)
+        bbox = transform_bounds(
+            CRS.from_string(crs), "EPSG:4326", west, south, east, north, densify_pts=21
+        )
         info = f"{ds.width}×{ds.height}, {ds.count} band(s), {profile['dtype']}"
     tmp = dst.with_name(dst.name + ".part")
     with rasterio.open(tmp, "w", **profile) as out:

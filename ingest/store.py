@@ -166,7 +166,9 @@ def write_version(home: Path, layer_id: str, layer: NormalizedLayer) -> Stored:
         table = _arrow(layer.frame, fields, with_geometry=layer.kind == "vector")
         kwargs: dict = {"layer": "features", "driver": "GPKG"}
         if layer.kind == "vector":
-            gtype = layer.geometry_type if layer.geometry_type != "Geometry" else "Unknown"
+            gtype = (
+                layer.geometry_type if layer.geometry_type not in ("Geometry", "") else "Unknown"
+            )
             kwargs |= {"geometry_name": "geometry", "geometry_type": gtype, "crs": "EPSG:4326"}
         pyogrio.write_arrow(table, part, **kwargs)
         os.replace(part, target)

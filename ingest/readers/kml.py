@@ -8,6 +8,7 @@ Point/LineString/Polygon/MultiGeometry in lon/lat.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
@@ -18,6 +19,7 @@ import shapely
 from defusedxml import ElementTree
 
 from catalog.model import Decision
+from ingest.archive import Limits
 from ingest.errors import SourceRefused
 from ingest.readers.base import RawLayer, Reader, ReadOptions
 
@@ -36,15 +38,29 @@ def _text(el: Element, name: str) -> str | None:
 
 
 def _coords(el: Element) -> list[tuple[float, float]]:
+    """Tuples of a <coordinates> element; tolerates spaces after commas (hand-edited KML)."""
     node = next((c for c in el.iter() if _local(c.tag) == "coordinates"), None)
     if node is None or not node.text:
         return []
+    text = re.sub(r"\s*,\s*", ",", node.text.strip())
     out = []
-    for token in node.text.split():
+    for token in text.split():
         parts = token.split(",")
-        if len(parts) >= 2:
+        try:
             out.append((float(parts[0]), float(parts[1])))
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"malformed coordinate {token!r}") from e
     return out
+
+
+def _track(el: Element):
+    """A gx:Track (GPS track: gx:coord "lon lat alt" elements) as a LineString."""
+    pts = []
+    for c in el.iter():
+        if _local(c.tag) == "coord" and c.text:
+            lon, lat, *_ = c.text.split()
+            pts.append((float(lon), float(lat)))
+    return shapely.LineString(pts) if len(pts) >= 2 else None
 
 
 def _geometry(el: Element):
@@ -60,6 +76,10 @@ def _geometry(el: Element):
         inners = [c for c in el.iter() if _local(c.tag) == "innerBoundaryIs"]
         shell = _coords(outer) if outer is not None else []
         return shapely.Polygon(shell, [_coords(i) for i in inners]) if len(shell) >= 3 else None
+    if kind == "Track":
+        return _track(el)
+    if kind == "MultiTrack":
+        return _collect([g for g in (_track(c) for c in el if _local(c.tag) == "Track") if g])
     if kind == "MultiGeometry":
         parts = [g for g in (_geometry(c) for c in el) if g is not None]
         return _collect(parts)
@@ -79,7 +99,16 @@ def _collect(parts: list):
     return shapely.GeometryCollection(parts)
 
 
-GEOMETRY_TAGS = {"Point", "LineString", "LinearRing", "Polygon", "MultiGeometry"}
+GEOMETRY_TAGS = {
+    "Point",
+    "LineString",
+    "LinearRing",
+    "Polygon",
+    "MultiGeometry",
+    "Track",
+    "MultiTrack",
+}
+MAX_KML_BYTES = 512 * 2**20
 
 
 def _placemark(pm: Element) -> tuple[dict, object]:
@@ -94,7 +123,10 @@ def _placemark(pm: Element) -> tuple[dict, object]:
         elif tag == "SimpleData" and el.get("name"):
             attrs[el.get("name")] = el.text.strip() if el.text and el.text.strip() else None
     geom_el = next((c for c in pm if _local(c.tag) in GEOMETRY_TAGS), None)
-    return attrs, (_geometry(geom_el) if geom_el is not None else None)
+    try:
+        return attrs, (_geometry(geom_el) if geom_el is not None else None)
+    except ValueError as e:
+        raise ValueError(f"placemark {attrs['name'] or '(no name)'}: {e}") from e
 
 
 class KMLReader(Reader):
@@ -107,8 +139,16 @@ class KMLReader(Reader):
         try:
             if path.suffix.lower() == ".kmz":
                 with zipfile.ZipFile(path) as zf:
-                    name = next(n for n in zf.namelist() if n.lower().endswith(".kml"))
-                    return ElementTree.fromstring(zf.read(name))
+                    info = next(i for i in zf.infolist() if i.filename.lower().endswith(".kml"))
+                    ratio = info.file_size / max(1, info.compress_size)
+                    if info.file_size > MAX_KML_BYTES or ratio > Limits().max_entry_ratio:
+                        raise SourceRefused(
+                            str(path),
+                            "zip-bomb",
+                            f"its KML expands to {info.file_size} bytes ({ratio:.0f}×): refused "
+                            "as a possible zip bomb",
+                        )
+                    return ElementTree.fromstring(zf.read(info))
             return ElementTree.parse(path).getroot()
         except (ParseError, StopIteration, zipfile.BadZipFile, ValueError) as e:
             raise SourceRefused(str(path), "bad-kml", f"not a readable KML document ({e})") from e
@@ -156,9 +196,13 @@ class KMLReader(Reader):
                     f"folders are: {names}",
                 )
             placemarks = match[0]
-        rows, geoms = (
-            zip(*(_placemark(p) for p in placemarks), strict=True) if placemarks else ((), ())
-        )
+        try:
+            parsed = [_placemark(p) for p in placemarks]
+        except ValueError as e:
+            raise SourceRefused(
+                options.display, "bad-kml", str(e), "fix the coordinates of that placemark"
+            ) from e
+        rows, geoms = zip(*parsed, strict=True) if parsed else ((), ())
         frame = pd.DataFrame(list(rows), dtype=object)
         frame = frame.drop(
             columns=[c for c in ("name", "description") if c in frame and frame[c].isna().all()]

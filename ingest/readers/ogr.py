@@ -45,17 +45,30 @@ def ring_repair(fixed: int) -> list[Repair]:
 
 
 def read(
-    path: Path, display: str, layer: str | None = None, **open_options
+    path: Path,
+    display: str,
+    layer: str | None = None,
+    encoding: str | None = None,
+    **open_options,
 ) -> tuple[dict, pd.DataFrame, np.ndarray, int]:
     """(meta, attributes, geometries, rings closed) of one OGR layer.
 
     Raises:
-        SourceRefused: GDAL cannot open or read it (the message names the file).
+        SourceRefused: GDAL cannot open or read it, or its text is not in the encoding it
+            should be (the message names the file and says what to add to the manifest).
     """
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Non closed ring", RuntimeWarning)
-            meta, _, wkb, fields = raw.read(path, layer=layer, **open_options)
+            meta, _, wkb, fields = raw.read(path, layer=layer, encoding=encoding, **open_options)
+    except UnicodeDecodeError as e:
+        raise SourceRefused(
+            display,
+            "wrong-encoding",
+            f"its text is not {encoding or 'UTF-8'} (byte 0x{e.object[e.start]:02X} does not "
+            "decode)",
+            "add `encoding: cp950` (or the right one) to the manifest entry",
+        ) from e
     except (DataSourceError, DataLayerError) as e:
         raise SourceRefused(
             display,

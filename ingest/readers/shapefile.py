@@ -115,14 +115,14 @@ def decide_encoding(
     cpg = _sidecar(path, ".cpg")
     claim = enc.from_cpg(cpg.read_text(encoding="latin-1")) if cpg else None
     if claim:
-        if enc.fits(samples, claim, widths):
+        if enc.credible(samples, claim, widths):
             return Decision("encoding", claim, "cpg", 0.99, f"the .cpg says {claim}"), warnings
         warnings.append(
             f"the .cpg says {claim} but the text is not {claim}: decided from the bytes"
         )
     ld = enc.LDID.get(ldid)
     if ld:
-        if enc.fits(samples, ld, widths):
+        if enc.credible(samples, ld, widths):
             return Decision(
                 "encoding", ld, "ldid", 0.95, f"the DBF language byte 0x{ldid:02X} says {ld}"
             ), warnings

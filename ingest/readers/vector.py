@@ -18,6 +18,12 @@ def _is_lonlat(wkt: str | None) -> bool:
     return crs.to_epsg() == 4326 or crs.equals(CRS.from_user_input("OGC:CRS84"))
 
 
+def _encoding(options: ReadOptions, fmt: str) -> Decision:
+    if options.encoding:
+        return Decision("encoding", options.encoding, "manifest", 1.0, "as the manifest says")
+    return Decision("encoding", "utf-8", "format", 1.0, f"{fmt} is UTF-8")
+
+
 class GeoJSONReader(Reader):
     """GeoJSON (RFC 7946 lon/lat, or the 2008 spec with a legacy ``crs`` member)."""
 
@@ -26,7 +32,7 @@ class GeoJSONReader(Reader):
 
     def read(self, path: Path, sublayer: str | None, options: ReadOptions) -> RawLayer:
         """Read features; a ``crs`` member other than lon/lat is reported as declared."""
-        meta, attrs, geoms, fixed = ogr.read(path, options.display)
+        meta, attrs, geoms, fixed = ogr.read(path, options.display, encoding=options.encoding)
         wkt = meta.get("crs")
         declared = None if _is_lonlat(wkt) else wkt
         return RawLayer(
@@ -35,7 +41,7 @@ class GeoJSONReader(Reader):
             geometry=geoms,
             crs_wkt=declared,
             crs_evidence="crs-member" if declared else "implicit-4326",
-            decisions=[Decision("encoding", "utf-8", "format", 1.0, "GeoJSON is UTF-8")],
+            decisions=[_encoding(options, "GeoJSON")],
             repairs=ogr.ring_repair(fixed),
         )
 
@@ -53,7 +59,9 @@ class TopoJSONReader(GeoJSONReader):
 
     def read(self, path: Path, sublayer: str | None, options: ReadOptions) -> RawLayer:
         """Read one object of the topology."""
-        _, attrs, geoms, fixed = ogr.read(path, options.display, layer=sublayer)
+        _, attrs, geoms, fixed = ogr.read(
+            path, options.display, layer=sublayer, encoding=options.encoding
+        )
         attrs = attrs.drop(columns=[c for c in ("id",) if c in attrs and attrs[c].isna().all()])
         return RawLayer(
             sublayer=sublayer,
@@ -61,7 +69,7 @@ class TopoJSONReader(GeoJSONReader):
             geometry=geoms,
             crs_wkt=None,
             crs_evidence="implicit-4326",
-            decisions=[Decision("encoding", "utf-8", "format", 1.0, "TopoJSON is UTF-8")],
+            decisions=[_encoding(options, "TopoJSON")],
             repairs=ogr.ring_repair(fixed),
         )
 
@@ -79,7 +87,9 @@ class GeoPackageReader(Reader):
 
     def read(self, path: Path, sublayer: str | None, options: ReadOptions) -> RawLayer:
         """Read one table."""
-        meta, attrs, geoms, fixed = ogr.read(path, options.display, layer=sublayer)
+        meta, attrs, geoms, fixed = ogr.read(
+            path, options.display, layer=sublayer, encoding=options.encoding
+        )
         wkt = meta.get("crs")
         return RawLayer(
             sublayer=sublayer,

@@ -140,3 +140,36 @@ def test_a_lone_big5_lead_byte_does_not_swallow_the_next_character():
     log = enc.DecodeLog()
     assert enc.decode(b"\xa4," + "中".encode("cp950"), "cp950", "#1", log) == "\ufffd,中"
     assert log.undecodable == ["#1"]
+
+
+def test_a_single_byte_code_page_claim_is_overruled_by_big5_bytes():
+    samples = ["臺中市西屯區".encode("cp950"), "北屯區".encode("cp950")]
+    assert enc.credible(samples, "cp1252") is False
+    assert enc.credible([b"plain ascii"], "cp1252") is True
+    assert enc.credible(["臺中".encode()], "utf-8") is True
+
+
+def test_short_big5_that_happens_to_be_utf8_is_read_as_big5():
+    assert enc.detect([b"\xc4\xa1"])[0] == "cp950"
+
+
+def test_far_islands_in_lon_lat_are_plausible():
+    d = crsmod.decide(
+        "x",
+        override=None,
+        declared_wkt=None,
+        evidence="implicit-4326",
+        bounds=(114.36, 10.37, 120.7, 24.2),
+    )  # Taiping Island to Taichung
+    assert d.value == "EPSG:4326" and d.source == "format"
+
+
+def test_a_declared_crs_that_does_not_fit_says_so():
+    with pytest.raises(SourceRefused, match="EPSG:3826, but the coordinates do not fit"):
+        crsmod.decide(
+            "x",
+            override=None,
+            declared_wkt=CRS("EPSG:3826").to_wkt("WKT1_ESRI"),
+            evidence="prj",
+            bounds=(0.0, 0.0, 230_000.0, 2_680_000.0),
+        )

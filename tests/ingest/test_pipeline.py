@@ -207,3 +207,100 @@ def test_postgresql_catalog(small_corpus, tmp_path):
         with Catalog(url) as c:
             assert c.current("taichung-villages").feature_count == 626
             assert c.search("村里界")[0].layer.id == "taichung-villages"
+
+
+def _pt(path: Path, lon: float, lat: float, name: str = "點") -> None:
+    _geojson(path, [(lon, lat)], name)
+
+
+def test_a_refused_sublayer_keeps_failing_on_every_run(tmp_path):
+    home, data = tmp_path / "home", tmp_path / "data"
+    (data / "mix").mkdir(parents=True)
+    _pt(data / "mix" / "a.geojson", 120.6, 24.1)
+    (data / "mix" / "b.csv").write_text("名稱,x,y\r\n甲,5,5\r\n", encoding="utf-8")
+    manifest = _manifest(data, "mix", lid="mix")
+    for _ in range(2):
+        out = run("ingest", str(manifest), "--json", home=home)
+        report = _report(out)
+        assert out.returncode == 1
+        assert report["mix-2"]["status"] == "refused"
+
+
+def test_sublayers_that_come_and_go(tmp_path):
+    home, data = tmp_path / "home", tmp_path / "data"
+    (data / "pts").mkdir(parents=True)
+    _pt(data / "pts" / "a.geojson", 120.6, 24.1)
+    manifest = _manifest(data, "pts", lid="pts")
+    assert (
+        _report(run("ingest", str(manifest), "--json", home=home))["pts"]["status"] == "published"
+    )
+    _pt(data / "pts" / "b.geojson", 120.7, 24.2)
+    report = _report(run("ingest", str(manifest), "--json", home=home))
+    assert {k: v["status"] for k, v in report.items()} == {
+        "pts-1": "published",
+        "pts-2": "published",
+        "pts": "removed",
+    }
+    report = _report(run("ingest", str(manifest), "--json", home=home))
+    assert {k: v["status"] for k, v in report.items()} == {
+        "pts-1": "unchanged",
+        "pts-2": "unchanged",
+    }
+    with Catalog.open(home) as c:
+        assert sorted(lyr.id for lyr in c.layers()) == ["pts-1", "pts-2"]
+        assert c.get_layer("pts-2").title == "公園（b）"
+
+
+def test_same_data_in_new_bytes_and_a_new_title(tmp_path):
+    home, data = tmp_path / "home", tmp_path / "data"
+    data.mkdir()
+    _pt(data / "parks.geojson", 120.6, 24.1)
+    manifest = _manifest(data, "parks.geojson")
+    run("ingest", str(manifest), home=home)
+    with (data / "parks.geojson").open("a", encoding="utf-8") as f:
+        f.write(" \n")
+    statuses = [
+        _report(run("ingest", str(manifest), "--json", home=home))["parks"]["status"]
+        for _ in range(2)
+    ]
+    assert statuses == ["unchanged", "unchanged"]
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8").replace("公園", "新公園"), encoding="utf-8"
+    )
+    assert (
+        _report(run("ingest", str(manifest), "--json", home=home))["parks"]["status"] == "unchanged"
+    )
+    with Catalog.open(home) as c:
+        assert c.get_layer("parks").title == "新公園"
+
+
+def test_an_empty_layer_does_not_take_its_siblings_down(tmp_path):
+    home, data = tmp_path / "home", tmp_path / "data"
+    (data / "two").mkdir(parents=True)
+    _pt(data / "two" / "a.geojson", 120.6, 24.1)
+    (data / "two" / "b.geojson").write_text('{"type":"FeatureCollection","features":[]}')
+    out = run("ingest", str(_manifest(data, "two", lid="two")), "--json", home=home)
+    report = _report(out)
+    assert report["two-1"]["status"] == "published" and report["two-1"]["features_out"] == 1
+    assert report["two-2"]["status"] == "published" and report["two-2"]["features_out"] == 0
+
+
+def test_ids_that_collide_are_refused_not_overwritten(tmp_path):
+    home, data = tmp_path / "home", tmp_path / "data"
+    (data / "roads").mkdir(parents=True)
+    _pt(data / "roads" / "a.geojson", 120.6, 24.1, "甲")
+    _pt(data / "roads" / "b.geojson", 120.7, 24.2, "乙")
+    _pt(data / "other.geojson", 120.8, 24.3, "丙")
+    manifest = data / "layers.yaml"
+    manifest.write_text(
+        "layers:\n  - {id: roads, title: 道路, source: roads}\n"
+        "  - {id: roads-1, title: 另一個, source: other.geojson}\n",
+        encoding="utf-8",
+    )
+    out = run("ingest", str(manifest), "--json", home=home)
+    reports = json.loads(out.stdout)["layers"]
+    assert out.returncode == 1
+    collided = [r for r in reports if r["reason"] == "id-collision"]
+    assert len(collided) == 1 and "rename" in collided[0]["message"]
+    with Catalog.open(home) as c:
+        assert c.get_layer("roads-1").title == "道路（a）"
