@@ -258,7 +258,7 @@ def ingest(
     """Ingest ``specs`` into ``catalog``, publishing changed layers; see the module docstring."""
     store.clean_partial(home)
     run = _Run(catalog, home, keep_versions, agency_slug)
-    todo: list[tuple[LayerSpec, str]] = []
+    pending: list[tuple[LayerSpec, str]] = []
     keys: dict[str, str] = {}
     for spec in specs:
         try:
@@ -270,8 +270,8 @@ def ingest(
             if progress:
                 progress(spec.id)
         else:
-            todo.append((spec, key))
-    for spec, results in _map(todo, home, jobs):
+            pending.append((spec, key))
+    for spec, results in _map(pending, home, jobs):
         run.publish(spec, keys[spec.id], results)
         if progress:
             progress(spec.id)
@@ -428,20 +428,20 @@ def _files(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
 
 
-def _map(todo: list[tuple[LayerSpec, str]], home: Path, jobs: int):
+def _map(pending: list[tuple[LayerSpec, str]], home: Path, jobs: int):
     """Run the entries (largest sources first, for balance); yield results as they finish."""
-    jobs = min(jobs or os.cpu_count() or 1, max(1, len(todo)))
-    todo = sorted(todo, key=lambda item: _source_size(item[0]), reverse=True)
+    jobs = min(jobs or os.cpu_count() or 1, max(1, len(pending)))
+    pending = sorted(pending, key=lambda item: _source_size(item[0]), reverse=True)
     if jobs == 1:
         _init(str(home))
-        for item in todo:
+        for item in pending:
             yield item[0], _run(item)
         return
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_init, initargs=(str(home),)
     ) as pool:
-        futures = {pool.submit(_run, item): item[0] for item in todo}
+        futures = {pool.submit(_run, item): item[0] for item in pending}
         for fut in as_completed(futures):
             spec = futures[fut]
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -77,9 +78,11 @@ def plan(scale: str, layers: int | None, seed: int) -> list[cp.Task]:
         if count >= target:
             break
         t = pool[int(i)]
-        tid, k = t.id, 2
-        while tid in used:
-            tid, k = f"{t.id}-{k}", k + 1
+        # "<id>-<n>" is reserved for the sublayers of a multi-layer entry (SPEC): a clashing
+        # theme id gets a letter suffix instead ("industrial-parks-b").
+        tid, k = t.id, 1
+        while tid in used or (re.fullmatch(r".*-\d{1,2}", tid) and tid.rsplit("-", 1)[0] in used):
+            tid, k = f"{t.id}-{'abcdefghijklmnopqrstuvwxyz'[k]}", k + 1
         used.add(tid)
         tasks.append(cp.Task(t.builder, tid, t.params))
         count += 1

@@ -343,6 +343,10 @@ def test_city_plan_has_574_entries_and_the_big_layers():
 
     entries = sum(SHOWCASE_ENTRIES.get(t.id, 1) for t in tasks)
     assert entries == 574
+    ids = {t.id for t in tasks}
+    # "<id>-<n>" belongs to the sublayers of entry <id>: no entry may be called that.
+    suffixed = [i.rsplit("-", 1) for i in ids if "-" in i]
+    assert not [i for i in suffixed if i[1].isdigit() and len(i[1]) <= 2 and i[0] in ids]
     builders = {t.builder for t in tasks}
     assert {"addresses_csv", "buildings_zip", "roads_zip", "dem_float32"} <= builders
     assert len({t.id for t in tasks}) == len(tasks)

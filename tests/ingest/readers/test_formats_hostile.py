@@ -69,8 +69,7 @@ def test_big5_geojson_is_refused_with_the_fix_and_read_with_it(tmp_path):
     assert list(layer.frame["n"]) == ["臺中市"]
 
 
-def test_twd67_raster_is_moved_by_the_datum_shift(tmp_path):
-    path = tmp_path / "t67.tif"
+def _tiff(path, crs: str, x0: float, y0: float):
     with rasterio.open(
         path,
         "w",
@@ -79,10 +78,15 @@ def test_twd67_raster_is_moved_by_the_datum_shift(tmp_path):
         height=4,
         count=1,
         dtype="float32",
-        crs="EPSG:3828",
-        transform=from_origin(217_000, 2_672_000, 10, 10),
+        crs=crs,
+        transform=from_origin(x0, y0, 10, 10),
     ) as ds:
         ds.write(np.ones((1, 4, 4), "float32"))
+    return path
+
+
+def test_twd67_raster_is_moved_by_the_datum_shift(tmp_path):
+    path = _tiff(tmp_path / "t67.tif", "EPSG:3828", 217_000, 2_672_000)
     (layer,) = read_source(path, work=tmp_path / "w")
     assert layer.source_crs == "EPSG:3828"
     with rasterio.open(layer.raster_path) as ds:
@@ -91,18 +95,6 @@ def test_twd67_raster_is_moved_by_the_datum_shift(tmp_path):
 
 
 def test_twd67_zone_119_raster_is_refused(tmp_path):
-    path = tmp_path / "t67z119.tif"
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=4,
-        height=4,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:3827",
-        transform=from_origin(300_000, 2_600_000, 10, 10),
-    ) as ds:
-        ds.write(np.ones((1, 4, 4), "uint8"))
+    path = _tiff(tmp_path / "t67z119.tif", "EPSG:3827", 300_000, 2_600_000)
     with pytest.raises(SourceRefused, match="EPSG:3825"):
         read_source(path, work=tmp_path / "w")
