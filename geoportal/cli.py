@@ -270,7 +270,45 @@ def tiles_build(
     as_json: JsonOpt = False,
 ) -> None:
     """(Re)build the tiles of layers whose version changed."""
-    _unavailable("tiles build", 4, "tile building", as_json)
+    from catalog.db import Catalog
+    from catalog.errors import LayerNotFound
+    from tiles.build import build_all
+
+    settings = _settings(home)
+    with Catalog.open(settings.home, settings.catalog_url) as catalog:
+        try:
+            chosen = [catalog.get_layer(i) for i in layer_ids] if layer_ids else catalog.layers()
+        except LayerNotFound as e:
+            err.print(f"geoportal tiles build: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from e
+        items = [(layer, catalog.current(layer.id)) for layer in chosen]
+    with _progress(as_json) as bar:
+        task = bar.add_task("tiles", total=len(items), current="")
+        results = build_all(
+            settings.home,
+            items,
+            jobs=jobs or settings.jobs,
+            progress=lambda lid: bar.update(task, advance=1, current=lid),
+        )
+    rows = [
+        {
+            "id": b.layer_id,
+            "version": b.version,
+            "status": b.status,
+            "path": str(b.path) if b.path else None,
+            "bytes": b.size_bytes,
+            "message": b.message,
+        }
+        for b in results
+    ]
+    if as_json:
+        print(json.dumps({"command": "tiles build", "layers": rows}, ensure_ascii=False))
+    else:
+        for r in rows:
+            note = f" ({r['bytes'] / 1e6:.1f} MB)" if r["bytes"] else ""
+            print(f"{r['id']}: {r['status']}{note}{' — ' + r['message'] if r['message'] else ''}")
+    if any(b.status == "failed" for b in results):
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
@@ -329,7 +367,9 @@ def demo(
         flush=True,
     )
     print("[3/4] tiles", flush=True)
-    _unavailable("demo", 4, "step 3 of 4 (tiles; serving follows it)", as_json)
+    tiles_build(layer_ids=None, jobs=settings.jobs, home=home, as_json=as_json)
+    print("[4/4] serve", flush=True)
+    _unavailable("demo", 7, "step 4 of 4 (serving)", as_json)
 
 
 def _same_corpus(out: Path, scale: str, seed: int) -> bool:

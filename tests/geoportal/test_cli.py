@@ -61,7 +61,6 @@ def test_unknown_scale_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("args", "issue"),
     [
-        (["tiles", "build"], 4),
         (["serve"], 7),
         (["publish", "--ckan", "http://127.0.0.1:1", "--api-key", "k"], 7),
     ],
@@ -80,7 +79,7 @@ def test_demo_writes_the_corpus_into_the_home_then_stops_plainly(tmp_path):
     assert out.returncode == 2
     assert (home / "sample" / "layers.yaml").is_file()
     assert "[1/4] sample" in out.stdout and "[2/4] ingest" in out.stdout
-    assert "issue #4" in out.stderr
+    assert "[3/4] tiles" in out.stdout and "issue #7" in out.stderr
     assert (home / "catalog.sqlite").is_file()
     again = run("demo", "--home", str(home))
     assert "reusing the small corpus" in again.stdout

@@ -1,0 +1,93 @@
+"""`geoportal tiles build`: one PMTiles archive per vector layer version, real MVT inside."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mapbox_vector_tile
+import mercantile
+import pyogrio
+import pytest
+import shapely
+from pmtiles.reader import MmapSource, Reader
+from pmtiles.tile import TileType
+
+from catalog import Catalog
+
+GEOPORTAL = [sys.executable, "-m", "geoportal.cli"]
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*GEOPORTAL, *args, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiled(small_corpus, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    home = tmp_path_factory.mktemp("tiles-home")
+    run("ingest", str(small_corpus / "layers.yaml"), home=home)
+    out = run("tiles", "build", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    return home, {r["id"]: r for r in json.loads(out.stdout)["layers"]}
+
+
+def _reader(path: Path):
+    f = open(path, "rb")  # noqa: SIM115 - kept open for the reader's lifetime
+    return Reader(MmapSource(f))
+
+
+def test_every_vector_layer_gets_an_archive_and_the_rest_say_why_not(tiled, expected):
+    _, report = tiled
+    for lid, truth in expected["layers"].items():
+        if truth.get("outcome") == "refused":
+            assert lid not in report
+        elif truth["kind"] == "raster":
+            assert report[lid]["status"] == "skipped" and "raster" in report[lid]["message"]
+        else:
+            assert report[lid]["status"] == "built", (lid, report[lid]["message"])
+            assert Path(report[lid]["path"]).is_file()
+
+
+def test_archive_holds_the_layer_as_mvt_with_its_chinese_attributes(tiled):
+    home, report = tiled
+    reader = _reader(Path(report["public-parking"]["path"]))
+    header, meta = reader.header(), reader.metadata()
+    assert header["tile_type"] == TileType.MVT
+    (vl,) = meta["vector_layers"]
+    assert vl["id"] == "public-parking"
+    assert {"名稱", "車位數", "啟用日期"} <= set(vl["fields"])
+    with Catalog.open(home) as c:
+        version = c.current("public-parking")
+    _, _, wkb, fields = pyogrio.raw.read(home / version.path, max_features=1)
+    point = shapely.from_wkb(wkb[0])
+    z = header["max_zoom"]
+    tile = mercantile.tile(point.x, point.y, z)
+    data = reader.get(z, tile.x, tile.y)
+    decoded = mapbox_vector_tile.decode(gzip.decompress(data))
+    names = {f["properties"].get("名稱") for f in decoded["public-parking"]["features"]}
+    assert fields[1][0] in names
+
+
+def test_unchanged_layers_are_not_rebuilt(tiled):
+    home, report = tiled
+    path = Path(report["taichung-villages"]["path"])
+    before = path.stat().st_mtime_ns
+    out = run("tiles", "build", "taichung-villages", "--json", home=home)
+    (again,) = json.loads(out.stdout)["layers"]
+    assert again["status"] == "unchanged" and path.stat().st_mtime_ns == before
+
+
+def test_unknown_layer_is_an_error(tiled):
+    home, _ = tiled
+    out = run("tiles", "build", "no-such-layer", home=home)
+    assert out.returncode == 1 and "no-such-layer" in out.stderr

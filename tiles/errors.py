@@ -1,0 +1,11 @@
+"""Errors of the tiles package: every message names the layer and says what went wrong."""
+
+from __future__ import annotations
+
+
+class TilesError(Exception):
+    """Root of tiles errors."""
+
+
+class TileBuildError(TilesError):
+    """Building a layer's tile archive failed; the previous archive (if any) is untouched."""
