@@ -320,7 +320,25 @@ def serve(
     as_json: JsonOpt = False,
 ) -> None:
     """Serve the portal, OGC APIs, WMS/WMTS and tiles from one ASGI app."""
-    _unavailable("serve", 7, "the HTTP server", as_json)
+    import os
+
+    import uvicorn
+
+    settings = load_settings(home=home, host=host, port=port, workers=workers)
+    # Worker processes build their app from the environment: hand the settings over there.
+    os.environ["GEOPORTAL_HOME"] = str(settings.home.resolve())
+    if settings.catalog_url:
+        os.environ["GEOPORTAL_CATALOG_URL"] = settings.catalog_url
+    if as_json:
+        print(json.dumps({"command": "serve", "url": f"http://{settings.host}:{settings.port}/"}))
+    uvicorn.run(
+        "geoportal.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+    )
 
 
 @app.command()
@@ -368,8 +386,11 @@ def demo(
     )
     print("[3/4] tiles", flush=True)
     tiles_build(layer_ids=None, jobs=settings.jobs, home=home, as_json=as_json)
-    print("[4/4] serve", flush=True)
-    _unavailable("demo", 7, "step 4 of 4 (serving)", as_json)
+    print(
+        f"[4/4] serve: http://{settings.host}:{port or settings.port}/ (Ctrl-C stops it)",
+        flush=True,
+    )
+    serve(host=None, port=port, workers=None, home=home, as_json=False)
 
 
 def _same_corpus(out: Path, scale: str, seed: int) -> bool:

@@ -271,11 +271,18 @@ def ingest(
                 progress(spec.id)
         else:
             pending.append((spec, key))
+    # Entries build in any order but publish in manifest order (as soon as every earlier
+    # entry has published), so which entry keeps a contested layer id never depends on timing.
+    order = {spec.id: i for i, spec in enumerate(specs)}
+    waiting: dict[int, tuple[LayerSpec, list]] = {}
+    queue = sorted(order[spec.id] for spec, _ in pending)
     for spec, results in _map(pending, home, jobs):
-        run.publish(spec, keys[spec.id], results)
+        waiting[order[spec.id]] = (spec, results)
+        while queue and queue[0] in waiting:
+            done_spec, done_results = waiting.pop(queue.pop(0))
+            run.publish(done_spec, keys[done_spec.id], done_results)
         if progress:
             progress(spec.id)
-    order = {spec.id: i for i, spec in enumerate(specs)}
     run.reports.sort(key=lambda r: order.get(r.entry, len(order)))  # stable: units keep order
     return IngestRun(run.reports)
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -61,7 +64,6 @@ def test_unknown_scale_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("args", "issue"),
     [
-        (["serve"], 7),
         (["publish", "--ckan", "http://127.0.0.1:1", "--api-key", "k"], 7),
     ],
 )
@@ -73,20 +75,41 @@ def test_commands_of_later_issues_say_so_and_exit_2(args, issue):
     assert f"issue #{issue}" in report["message"]
 
 
-def test_demo_writes_the_corpus_into_the_home_then_stops_plainly(tmp_path):
+def test_demo_builds_everything_and_serves_it(tmp_path):
     home = tmp_path / "home"
-    out = run("demo", env={"GEOPORTAL_HOME": str(home)})
-    assert out.returncode == 2
-    assert (home / "sample" / "layers.yaml").is_file()
-    assert "[1/4] sample" in out.stdout and "[2/4] ingest" in out.stdout
-    assert "[3/4] tiles" in out.stdout and "issue #7" in out.stderr
-    assert (home / "catalog.sqlite").is_file()
-    again = run("demo", "--home", str(home))
-    assert "reusing the small corpus" in again.stdout
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [*GEOPORTAL, "demo", "--port", str(port)],
+        env={**os.environ, "GEOPORTAL_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline, doc = time.monotonic() + 300, None
+        while doc is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/tiles/taichung-villages.json", timeout=2
+                ) as r:
+                    doc = json.loads(r.read())
+            except OSError:
+                time.sleep(0.5)
+        assert doc is not None, "the demo never served the villages' TileJSON"
+        assert doc["name"] == "臺中市村里界"
+        assert (home / "sample" / "layers.yaml").is_file()
+        assert (home / "catalog.sqlite").is_file()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "[1/4] sample" in out and "[2/4] ingest" in out and "[3/4] tiles" in out
+    assert "[4/4] serve" in out
 
 
 def test_home_option_beats_the_environment(tmp_path):
     env_home, opt_home = tmp_path / "env", tmp_path / "opt"
-    run("demo", "--home", str(opt_home), env={"GEOPORTAL_HOME": str(env_home)})
-    assert (opt_home / "sample" / "expected.json").exists()
+    run("layers", "--home", str(opt_home), env={"GEOPORTAL_HOME": str(env_home)})
+    assert (opt_home / "catalog.sqlite").exists()
     assert not env_home.exists()

@@ -1,0 +1,138 @@
+"""Tiles over real HTTP from `geoportal serve`: XYZ, TileJSON, the archive with Range."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mapbox_vector_tile
+import mercantile
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+
+from catalog import Catalog
+from tests.tiles.conftest import run
+from tiles.source import open_archive
+
+
+def _two_clusters(folder: Path) -> Path:
+    """A layer of two tight clusters 3° apart: dense enough for deep zooms, empty between."""
+    rng = np.random.default_rng(5)
+    pts = np.vstack(
+        [rng.normal((120.68, 24.15), 0.002, (200, 2)), rng.normal((121.55, 22.05), 0.002, (200, 2))]
+    )
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"n": i},
+            "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+        }
+        for i, (x, y) in enumerate(pts)
+    ]
+    (folder / "c.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    manifest = folder / "layers.yaml"
+    manifest.write_text(
+        "layers:\n  - {id: clusters, title: 群集, source: c.geojson}\n", encoding="utf-8"
+    )
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def server(tiled, tmp_path_factory):
+    home, report = tiled
+    manifest = _two_clusters(tmp_path_factory.mktemp("clusters"))
+    run("ingest", str(manifest), home=home)
+    out = run("tiles", "build", "clusters", "--json", home=home)
+    report = {**report, **{r["id"]: r for r in json.loads(out.stdout)["layers"]}}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geoportal.cli", "serve", "--port", str(port), "--home", str(home)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield base, home, report
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def get(url: str, headers: dict | None = None):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers, r.read()  # headers: case-insensitive
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_tilejson_describes_the_layer(server):
+    base, _, _ = server
+    status, _, body = get(f"{base}/tiles/public-parking.json")
+    doc = json.loads(body)
+    assert status == 200 and doc["tilejson"] == "3.0.0"
+    assert doc["tiles"] == [f"{base}/tiles/public-parking/{{z}}/{{x}}/{{y}}.mvt"]
+    assert doc["vector_layers"][0]["id"] == "public-parking"
+    assert "名稱" in doc["vector_layers"][0]["fields"]
+    assert doc["name"] == "臺中市公有路外停車場"
+
+
+def test_a_tile_holds_the_feature_where_it_is(server):
+    base, home, _ = server
+    with Catalog.open(home) as c:
+        version = c.current("public-parking")
+    _, _, wkb, fields = pyogrio.raw.read(home / version.path, max_features=1)
+    point = shapely.from_wkb(wkb[0])
+    status, headers, _ = get(f"{base}/tiles/public-parking.json")
+    maxzoom = json.loads(get(f"{base}/tiles/public-parking.json")[2])["maxzoom"]
+    t = mercantile.tile(point.x, point.y, maxzoom)
+    status, headers, body = get(f"{base}/tiles/public-parking/{maxzoom}/{t.x}/{t.y}.mvt")
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
+    features = mapbox_vector_tile.decode(gzip.decompress(body))["public-parking"]["features"]
+    assert fields[1][0] in {f["properties"]["名稱"] for f in features}
+    etag = headers["ETag"]
+    assert (
+        get(f"{base}/tiles/public-parking/{maxzoom}/{t.x}/{t.y}.mvt", {"If-None-Match": etag})[0]
+        == 304
+    )
+
+
+def test_empty_inside_is_204_outside_is_404_malformed_is_400(server):
+    base, _, report = server
+    archive = open_archive(Path(report["clusters"]["path"]))
+    z = archive.header["max_zoom"]
+    between = mercantile.tile(121.1, 23.1, z)  # inside the bounds, between the two clusters
+    assert archive.get(z, between.x, between.y) is None
+    assert get(f"{base}/tiles/clusters/{z}/{between.x}/{between.y}.mvt")[0] == 204
+    far = mercantile.tile(0.0, 0.0, z)
+    assert get(f"{base}/tiles/clusters/{z}/{far.x}/{far.y}.mvt")[0] == 404
+    assert get(f"{base}/tiles/public-parking/3/99/1.mvt")[0] == 400
+    assert get(f"{base}/tiles/public-parking/a/b/c.mvt")[0] == 400
+    assert get(f"{base}/tiles/no-such-layer/0/0/0.mvt")[0] == 404
+    assert get(f"{base}/tiles/Bad_ID/0/0/0.mvt")[0] == 400
+
+
+def test_the_archive_itself_with_http_range(server):
+    base, _, report = server
+    status, headers, body = get(f"{base}/tiles/public-parking.pmtiles", {"Range": "bytes=0-126"})
+    assert status == 206 and len(body) == 127 and body.startswith(b"PMTiles")
+    size = Path(report["public-parking"]["path"]).stat().st_size
+    assert headers["Content-Range"] == f"bytes 0-126/{size}"
