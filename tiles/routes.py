@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import mercantile
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
@@ -67,8 +68,6 @@ def tile(request: Request, layer_id: str, z: str, x: str, y: str, fmt: str) -> R
 
 
 def _overlaps(bounds: tuple[float, float, float, float], z: int, x: int, y: int) -> bool:
-    import mercantile
-
     west, south, east, north = mercantile.bounds(x, y, z)
     return not (east < bounds[0] or west > bounds[2] or north < bounds[1] or south > bounds[3])
 
