@@ -19,16 +19,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="geoportal", version=__version__, docs_url="/api/docs")
     app.state.settings = settings
     app.state.catalog = Catalog.open(settings.home, settings.catalog_url)
-    cache: dict[str, object] = {"at": 0.0, "ids": set()}
+    cache: dict[str, object] = {"at": 0.0, "versions": {}}
 
-    def layer_ids() -> set[str]:
-        """Layer ids, refreshed at most every few seconds (ingest may run meanwhile)."""
+    def current_versions() -> dict[str, str]:
+        """Layer id → current version, re-read every few seconds, never once per request.
+
+        Ingest may publish meanwhile; a new version is a new archive, picked up on refresh.
+        """
         if time.monotonic() - cache["at"] > 5:
-            cache["ids"] = {layer.id for layer in app.state.catalog.layers()}
+            layers = app.state.catalog.layers()
+            cache["versions"] = {
+                lyr.id: lyr.current_version for lyr in layers if lyr.current_version
+            }
             cache["at"] = time.monotonic()
-        return cache["ids"]
+        return cache["versions"]
 
-    app.state.layer_ids = layer_ids
+    app.state.current_versions = current_versions
 
     @app.get("/healthz")
     def healthz() -> dict:

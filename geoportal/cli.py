@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -50,6 +50,12 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker proces
 
 def _settings(home: Path | None) -> Settings:
     return load_settings(home=home)
+
+
+def _fail(command: str, error: Exception) -> NoReturn:
+    """Say what failed (the error names the input) and exit 1."""
+    err.print(f"geoportal {command}: {error}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_FAILED) from error
 
 
 def _unavailable(command: str, issue: int, what: str, as_json: bool) -> None:
@@ -120,8 +126,7 @@ def sample(
                 progress=lambda tid: bar.update(task, advance=1, current=tid),
             )
     except SampleError as e:
-        err.print(f"geoportal sample: {e}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from e
+        _fail("sample", e)
     summary = {
         "command": "sample",
         "status": "ok",
@@ -178,8 +183,7 @@ def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None
                     {"command": "ingest", "status": "failed", "error": str(e)}, ensure_ascii=False
                 )
             )
-        err.print(f"geoportal ingest: {e}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from e
+        _fail("ingest", e)
     with Catalog.open(settings.home, settings.catalog_url) as catalog, _progress(as_json) as bar:
         task = bar.add_task("ingest", total=len(loaded.specs), current="")
         run = run_ingest(
@@ -245,8 +249,7 @@ def export(
             settings.home / version.path, version.kind, fmt, out, layer_id=layer_id
         )
     except CatalogError as e:
-        err.print(f"geoportal export: {e}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from e
+        _fail("export", e)
     summary = {
         "command": "export",
         "status": "ok",
@@ -279,8 +282,7 @@ def tiles_build(
         try:
             chosen = [catalog.get_layer(i) for i in layer_ids] if layer_ids else catalog.layers()
         except LayerNotFound as e:
-            err.print(f"geoportal tiles build: {e}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_FAILED) from e
+            _fail("tiles build", e)
         items = [(layer, catalog.current(layer.id)) for layer in chosen]
     with _progress(as_json) as bar:
         task = bar.add_task("tiles", total=len(items), current="")

@@ -14,7 +14,6 @@ import mercantile
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
-from catalog.db import Catalog
 from tiles.build import archive_path
 from tiles.source import Archive, open_archive
 
@@ -27,14 +26,13 @@ CACHE = "public, max-age=3600"
 def _archive(request: Request, layer_id: str) -> tuple[str, Archive, Path]:
     if not LAYER_ID.fullmatch(layer_id):
         raise HTTPException(400, f"{layer_id!r} is not a layer id ([a-z0-9-]+)")
-    catalog: Catalog = request.app.state.catalog
-    version = catalog.current(layer_id) if layer_id in request.app.state.layer_ids() else None
+    version = request.app.state.current_versions().get(layer_id)
     if version is None:
         raise HTTPException(404, f"no layer {layer_id!r} with tiles")
-    path = archive_path(request.app.state.settings.home, layer_id, version.version)
+    path = archive_path(request.app.state.settings.home, layer_id, version)
     if not path.exists():
         raise HTTPException(404, f"layer {layer_id!r} has no tiles yet: geoportal tiles build")
-    return version.version, open_archive(path), path
+    return version, open_archive(path), path
 
 
 def _int(text: str, name: str) -> int:
