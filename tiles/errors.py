@@ -9,3 +9,7 @@ class TilesError(Exception):
 
 class TileBuildError(TilesError):
     """Building a layer's tile archive failed; the previous archive (if any) is untouched."""
+
+
+class RenderError(TilesError):
+    """A map could not be drawn (bad style, unreadable source, unknown format)."""

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,7 +16,7 @@ import pytest
 import shapely
 
 from catalog import Catalog
-from tests.tiles.conftest import run
+from tests.tiles.conftest import run, serving
 from tiles.source import open_archive
 
 
@@ -53,25 +49,8 @@ def server(tiled, tmp_path_factory):
     run("ingest", str(manifest), home=home)
     out = run("tiles", "build", "clusters", "--json", home=home)
     report = {**report, **{r["id"]: r for r in json.loads(out.stdout)["layers"]}}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "geoportal.cli", "serve", "--port", str(port), "--home", str(home)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield base, home, report
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(home) as base:
+        yield base, home, report
 
 
 def get(url: str, headers: dict | None = None):
