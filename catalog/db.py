@@ -604,6 +604,23 @@ class Catalog:
                 raise LayerNotFound(layer_id)
             return None if row._current is None else _row_to_version(row)
 
+    def current_all(self) -> dict[str, LayerVersion]:
+        """Every layer's current version in one query: layer id → version (unpublished omitted).
+
+        Returns:
+            The current versions.
+        """
+        with self._transaction("read the current versions", write=False) as conn:
+            joined = layers.join(
+                layer_versions,
+                and_(
+                    layer_versions.c.layer_id == layers.c.id,
+                    layer_versions.c.version == layers.c.current_version,
+                ),
+            )
+            rows = conn.execute(select(layer_versions).select_from(joined))
+            return {r.layer_id: _row_to_version(r) for r in rows}
+
     def version(self, layer_id: str, version: str) -> LayerVersion:
         """One version of a layer.
 

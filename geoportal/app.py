@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import FastAPI
 
 from catalog.db import Catalog
+from catalog.view import CatalogView
 from geoportal import __version__
 from geoportal.settings import Settings, load_settings
 
@@ -19,20 +18,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="geoportal", version=__version__, docs_url="/api/docs")
     app.state.settings = settings
     app.state.catalog = Catalog.open(settings.home, settings.catalog_url)
-    cache: dict[str, object] = {"at": 0.0, "versions": {}}
+    app.state.view = CatalogView(app.state.catalog)
 
     def current_versions() -> dict[str, str]:
-        """Layer id → current version, re-read every few seconds, never once per request.
+        """Layer id → current version, from the cached catalog view (never a query per call).
 
         Ingest may publish meanwhile; a new version is a new archive, picked up on refresh.
         """
-        if time.monotonic() - cache["at"] > 5:
-            layers = app.state.catalog.layers()
-            cache["versions"] = {
-                lyr.id: lyr.current_version for lyr in layers if lyr.current_version
-            }
-            cache["at"] = time.monotonic()
-        return cache["versions"]
+        return {i: v.version for i, v in app.state.view.snapshot().versions.items()}
 
     app.state.current_versions = current_versions
 

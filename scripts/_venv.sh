@@ -64,3 +64,22 @@ ensure_venv() {
     echo "$want" >"$STAMP"
   fi
 }
+
+# Map labels are Chinese: the renderer needs a CJK font (Noto Sans CJK TC, Debian's
+# fonts-noto-cjk) or labels draw as boxes. Install it as root with apt when it is missing;
+# otherwise say so and go on (maps still draw, labels fall back to DejaVu).
+ensure_cjk_font() {
+  [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing the CJK font for map labels (fonts-noto-cjk)" >&2
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk ||
+           { apt-get update -qq &&
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk; }; } >&2
+    then
+      echo "note: installing fonts-noto-cjk failed; Chinese labels will not render." >&2
+    fi
+  else
+    echo "note: fonts-noto-cjk is not installed and this is not root with apt-get;" >&2
+    echo "      Chinese map labels will not render (install fonts-noto-cjk)." >&2
+  fi
+}

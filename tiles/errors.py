@@ -13,3 +13,11 @@ class TileBuildError(TilesError):
 
 class RenderError(TilesError):
     """A map could not be drawn (bad style, unreadable source, unknown format)."""
+
+
+class LayerNotServed(TilesError):
+    """A layer id that names nothing drawable (unknown, unpublished, or a table)."""
+
+    def __init__(self, layer_id: str, why: str) -> None:
+        super().__init__(f"layer {layer_id!r}: {why}")
+        self.layer_id = layer_id

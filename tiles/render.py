@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import html
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ FORMATS = {
 #: CRSs every renderer draws in, as EPSG codes (CRS:84 is EPSG:4326 in lon/lat order).
 CRSS = ("EPSG:3826", "EPSG:3825", "EPSG:3857", "EPSG:4326", "EPSG:3824")
 MAX_SIZE = 4096
+CJK_FONT_DIR = "/usr/share/fonts/opentype/noto"
 _METERS_PER_DEGREE = 6378137 * 2 * math.pi / 360
 _PIXEL_M = 0.00028  # OGC standardized rendering pixel: 0.28 mm
 
@@ -197,20 +199,19 @@ def _symbolizers(kind: str, style: Style, colour: str | None) -> str:
         )
     fill = colour or style.fill or "#e63946"
     size = style.marker_size
-    shape = {"circle": "ellipse", "square": "square", "triangle": "triangle"}.get(style.marker)
-    if shape:
-        file = "" if shape == "ellipse" else f' file="shape://{shape}"'
-        return (
-            f'<MarkersSymbolizer{file} fill="{fill}" width="{size}" height="{size}" '
-            f'stroke="{style.stroke or "#ffffff"}" stroke-width="{max(style.stroke_width, 0.5)}" '
-            'allow-overlap="true" ignore-placement="true"/>'
-        )
-    return f'<MarkersSymbolizer file="{_svg_marker(style.marker)}" fill="{fill}" ' + (
-        f'width="{size}" height="{size}" allow-overlap="true" ignore-placement="true"/>'
+    outline = style.stroke or "#ffffff"
+    # a circle is Mapnik's own ellipse; the other symbols are small SVGs
+    file = "" if style.marker == "circle" else f' file="{_svg_marker(style.marker)}"'
+    return (
+        f'<MarkersSymbolizer{file} fill="{fill}" width="{size}" height="{size}" '
+        f'stroke="{outline}" stroke-width="{style.stroke_width if style.stroke else 0.8}" '
+        'allow-overlap="true" ignore-placement="true"/>'
     )
 
 
 _SVG_PATHS = {
+    "square": "M1,1 H19 V19 H1 Z",
+    "triangle": "M10,1 L19,18 H1 Z",
     "star": "M10,1 L12.6,7.2 19.5,7.6 14.2,12 15.9,18.6 10,15 4.1,18.6 5.8,12 0.5,7.6 7.4,7.2 Z",
     "cross": "M7,0 H13 V7 H20 V13 H13 V20 H7 V13 H0 V7 H7 Z",
 }
@@ -222,10 +223,12 @@ def _svg_marker(name: str) -> str:
         from tempfile import gettempdir
 
         path = Path(gettempdir()) / f"geoportal-marker-{name}.svg"
-        path.write_text(
+        part = path.with_suffix(f".{os.getpid()}.part")
+        part.write_text(
             '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" viewBox="0 0 20 20">'
             f'<path d="{_SVG_PATHS[name]}" fill="#000"/></svg>'
         )
+        os.replace(part, path)  # other processes never read half a marker
         _svg_files[name] = str(path)
     return _svg_files[name]
 
@@ -302,9 +305,10 @@ def map_xml(layers: tuple[RenderLayer, ...], crs: str) -> str:
 def _register_fonts() -> None:
     import mapnik
 
-    for folder in ("/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype"):
-        if Path(folder).is_dir():
-            mapnik.register_fonts(folder)
+    # Debian's fonts-noto-cjk (installed by scripts/demo and scripts/test); DejaVu ships
+    # inside the mapnik wheel and is the fallback for Latin text.
+    if Path(CJK_FONT_DIR).is_dir():
+        mapnik.register_fonts(CJK_FONT_DIR)
 
 
 @register("mapnik")

@@ -160,6 +160,17 @@ def test_every_field_of_a_version_round_trips(catalog: Catalog):
     assert isinstance(stored.lineage.repairs[0].records, tuple)
 
 
+def test_current_all_reads_every_current_version_in_one_call(catalog: Catalog):
+    catalog.upsert_layer(make_layer("buildings", "建物"))
+    catalog.upsert_layer(make_layer("parking", "停車場"))
+    catalog.upsert_layer(make_layer("unpublished", "未發布"))
+    b1, b2 = make_version("buildings", 1), make_version("buildings", 2)
+    p1 = make_version("parking", 1)
+    for v in (b1, b2, p1):
+        catalog.publish_version(v)
+    assert catalog.current_all() == {"buildings": b2, "parking": p1}
+
+
 def test_table_version_without_bbox_and_with_local_time_round_trips(catalog: Catalog):
     catalog.upsert_layer(make_layer("budget", "預算表"))
     taipei = timezone(timedelta(hours=8))
