@@ -28,10 +28,15 @@ style:
 
 ``graduated.colors`` has one colour more than ``breaks``: class i is ``breaks[i-1] <= v <
 breaks[i]``. Rasters take ``colormap`` (DEM colour relief stops) and ``hillshade``.
+
+An ``sld:`` file is read when the manifest is loaded (:func:`catalog.sld.parse_sld`, via
+``ingest.manifest.validated_style``) and replaced by the style it says, so a stored style never
+holds ``sld``. docs/styles.md documents every key, the defaults and the SLD support matrix.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Literal
 
@@ -75,6 +80,21 @@ def _colour(value: str) -> str:
     if len(text) == 4:
         text = "#" + "".join(c * 2 for c in text[1:])
     return text
+
+
+def parse_colour(value: str) -> str:
+    """A colour as the style schema stores it: ``#rrggbb`` or ``#rrggbbaa``, lower case.
+
+    Args:
+        value: ``#rgb``, ``#rrggbb``, ``#rrggbbaa`` or a basic CSS name ("red", "grey").
+
+    Raises:
+        StyleError: the value is not a colour.
+    """
+    try:
+        return _colour(value)
+    except ValueError as e:
+        raise StyleError(str(e)) from None
 
 
 Colour = Annotated[str, AfterValidator(_colour)]
@@ -181,11 +201,25 @@ def parse_style(raw: dict, geometry_type: str = "") -> Style:
     Raises:
         StyleError: the mapping is not a valid style (the message names the key).
     """
+    if not isinstance(raw, dict):
+        raise StyleError(f"a style is a mapping of style keys, not a {type(raw).__name__}")
     defaults = _DEFAULTS.get(geometry_kind(geometry_type), {})
     merged = {**defaults, **{k: v for k, v in raw.items() if k != "sld"}}
     try:
         return Style.model_validate(merged)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "style"
-        raise StyleError(f"style key {where!r}: {first['msg']}") from None
+        raise StyleError(_message(e.errors(include_url=False)[0])) from None
+
+
+def _message(error: dict) -> str:
+    """One pydantic error as a sentence that names the style key."""
+    loc = [str(p) for p in error["loc"]]
+    where = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        known = list(Style.model_fields) if len(loc) == 1 else []
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        maybe = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown style key {where!r}{maybe}"
+    ctx = error.get("ctx") or {}
+    msg = str(ctx["error"]) if error["type"] == "value_error" and "error" in ctx else error["msg"]
+    return f"style key {where!r}: {msg}" if loc else msg

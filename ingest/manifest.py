@@ -40,9 +40,18 @@ import openpyxl
 import xlrd
 import yaml
 from openpyxl.utils.exceptions import InvalidFileException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pypinyin import Style, lazy_pinyin
 
+from catalog.sld import MAX_SLD_BYTES, parse_sld
+from catalog.style import StyleError, parse_style
 from ingest.errors import ManifestError
 from ingest.model import LayerSpec
 
@@ -588,8 +597,11 @@ class ManifestDefaults(BaseModel):
 
     @field_validator("style", mode="before")
     @classmethod
-    def _style(cls, v: Any) -> Any:
-        return {} if v is None else v
+    def _style(cls, v: Any, info: ValidationInfo) -> Any:
+        context = info.context or {}
+        return validated_style(
+            v, context.get("base"), info.data.get("layer"), context.get("sld_cache")
+        )
 
 
 class ManifestEntry(ManifestDefaults):
@@ -634,8 +646,93 @@ _KEY_HINTS = {
     "crs": "write crs: EPSG:3826 (any EPSG code, or CRS:84)",
     "encoding": "write encoding: cp950 or encoding: utf-8",
     "keywords": "write keywords: [道路, 路網] or keywords: 道路、路網",
-    "style": "write style as a mapping, e.g. style: {fill: '#ffcc00'}",
+    "style": "docs/styles.md lists the style keys and what SLD can say",
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Styles
+
+
+def validated_style(
+    value: Any,
+    base: Path | None = None,
+    layer: str | None = None,
+    sld_cache: dict[tuple[Path, str | None], dict] | None = None,
+) -> dict[str, Any]:
+    """The style mapping stored for a manifest ``style:`` value, validated and normalised.
+
+    ``{sld: path}`` (optionally ``sld_layer: <NamedLayer name>``) is read relative to the
+    manifest's folder and replaced by the style the SLD says; any other keys written beside
+    ``sld`` override it. The geometry type is not known yet: geometry defaults are applied
+    when the layer is drawn. Colours come back as ``#rrggbb[aa]`` and only the keys written
+    are kept, so the catalog stores the style itself and never needs the SLD file.
+
+    Args:
+        value: the ``style:`` value as written (None for none).
+        base: the manifest's folder (default: the working folder).
+        layer: the entry's ``layer:``, tried as the SLD NamedLayer when ``sld_layer`` is absent.
+        sld_cache: parsed SLD files by (path, NamedLayer), shared by the entries of a manifest.
+
+    Returns:
+        The style mapping (``{}`` for none), valid for :func:`catalog.style.parse_style`.
+
+    Raises:
+        ValueError: the style or its SLD cannot be used; the message names the style key, or
+            the SLD file and element.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{value!r} is not a mapping: write style as a mapping, e.g. "
+            "style: {fill: '#ffcc00', stroke: '#333333'} or style: {sld: styles/分區.sld}"
+        )
+    style = dict(value)
+    if "sld" in style:
+        path = style.pop("sld")
+        name = style.pop("sld_layer", None) or layer
+        style = _read_sld(path, base or Path.cwd(), name, sld_cache) | style
+    elif "sld_layer" in style:
+        raise ValueError("sld_layer names a NamedLayer of an SLD file: write sld: <file> too")
+    try:
+        parsed = parse_style(style, "")
+    except StyleError as e:
+        raise ValueError(str(e)) from None
+    return parsed.model_dump(mode="json", exclude_unset=True)
+
+
+def _read_sld(
+    path: Any,
+    base: Path,
+    layer: str | None,
+    cache: dict[tuple[Path, str | None], dict] | None,
+) -> dict[str, Any]:
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"sld: {path!r} is not a file name; write sld: styles/<name>.sld")
+    if "://" in path:
+        raise ValueError(
+            f"sld: {path!r} is a URL: SLD files are read from the manifest's folder, never "
+            "fetched; save the file next to the manifest"
+        )
+    root = base.resolve()
+    file = (root / path).resolve()
+    if not file.is_relative_to(root):
+        raise ValueError(f"sld: {path!r} is outside the manifest's folder {root}")
+    key = (file, layer)
+    if cache is not None and key in cache:
+        return dict(cache[key])
+    if not file.is_file():
+        raise ValueError(f"sld: {path!r}: no such file in {root}")
+    with file.open("rb") as f:
+        data = f.read(MAX_SLD_BYTES + 1)
+    try:
+        parsed = parse_sld(data, layer)
+    except StyleError as e:
+        raise ValueError(f"sld: {path!r}: {e}") from None
+    if cache is not None:
+        cache[key] = parsed
+    return dict(parsed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,6 +761,7 @@ class _Load:
     warnings: list[str] = field(default_factory=list)
     normalisations: list[Normalisation] = field(default_factory=list)
     seen: dict[Path, str] = field(default_factory=dict)
+    sld_cache: dict[tuple[Path, str | None], dict] = field(default_factory=dict)
 
     def claim(self, path: Path, display: str) -> bool:
         """False (and a warning) when this file was already loaded in this run."""
@@ -878,13 +976,15 @@ def _manifest_parts(doc: Any, display: str) -> tuple[dict[str, Any], list[Any]]:
     return defaults, layers
 
 
-def _validate_defaults(defaults: dict[str, Any], display: str) -> dict[str, Any]:
+def _validate_defaults(
+    defaults: dict[str, Any], display: str, context: dict[str, Any]
+) -> dict[str, Any]:
     if "id" in defaults:
         raise ManifestError(
             f"{display}: defaults: key 'id' cannot have a default; give each entry its own id"
         )
     try:
-        ManifestDefaults.model_validate(defaults)
+        ManifestDefaults.model_validate(defaults, context=context)
     except ValidationError as e:
         raise ManifestError(_validation_message(e, f"{display}: defaults")) from None
     return defaults
@@ -911,14 +1011,19 @@ def _load_manifest(path: Path, display: str, load: _Load) -> None:
     if not load.claim(path, display):
         return
     defaults, entries = _manifest_parts(_read_yaml(path, display), display)
-    defaults = _validate_defaults(defaults, display)
     base = path.parent.resolve()
+    defaults = _validate_defaults(defaults, display, _context(base, load))
     tally = _Tally(display, unit="entry")
     for index, raw in enumerate(entries, 1):
         load.drafts.append(_manifest_entry(raw, index, defaults, display, base, tally, load))
     if not entries:
         load.warnings.append(f"{display}: layers: is empty; nothing to ingest")
     load.warnings.extend(tally.warnings())
+
+
+def _context(base: Path, load: _Load) -> dict[str, Any]:
+    """The validation context of a manifest's models: its folder and the SLD files read."""
+    return {"base": base, "sld_cache": load.sld_cache}
 
 
 def _manifest_entry(
@@ -939,7 +1044,7 @@ def _manifest_entry(
             f"not a {type(raw).__name__}"
         )
     try:
-        entry = ManifestEntry.model_validate({**defaults, **raw})
+        entry = ManifestEntry.model_validate({**defaults, **raw}, context=_context(base, load))
     except ValidationError as e:
         raise ManifestError(_validation_message(e, label)) from None
     fields = entry.spec_fields() | {"base": base}

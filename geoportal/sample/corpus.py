@@ -129,6 +129,8 @@ class Entry:
     expected: list[Expected]
     layer: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)
+    style: dict = field(default_factory=dict)
+    tileset: str = ""
 
     def manifest(self, defaults: dict[str, str]) -> dict:
         """The entry as it appears in layers.yaml (keys equal to the defaults are left out)."""
@@ -146,6 +148,10 @@ class Entry:
             "keywords": list(m.keywords),
             "description": m.description,
         }
+        if self.style:
+            d["style"] = self.style
+        if self.tileset:
+            d["tileset"] = self.tileset
         return d
 
 

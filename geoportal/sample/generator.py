@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from geoportal.sample import corpus as cp
-from geoportal.sample import generic, names
+from geoportal.sample import generic, names, styles
 from geoportal.sample.city import CityModel, rng_for
 from geoportal.sample.formats import write_csv
 
@@ -148,8 +148,10 @@ def generate(
     tmp.mkdir(parents=True)
     try:
         results = _build_all(tmp, tasks, seed, scale, jobs, progress)
+        styles.apply(tasks, results)
         entries = [e for t in tasks for e in results[t.id]]
         shutil.rmtree(tmp / ".scratch", ignore_errors=True)
+        styles.write_files(tmp, entries)
         _write_manifest(tmp, entries, scale, seed)
         supply = _write_supply_list(tmp, entries, seed)
         _write_expected(tmp, entries, scale, seed, supply)
@@ -214,13 +216,19 @@ def _build_all(
 
 
 class _ManifestDumper(yaml.SafeDumper):
-    """Writes short lists (keywords) inline, as people write manifests by hand."""
+    """Writes lists of plain values (keywords, colours) inline, as people write manifests."""
+
+    def ignore_aliases(self, data) -> bool:
+        """Never write YAML anchors: each entry spells out its own style."""
+        return True
 
 
 _ManifestDumper.add_representer(
     list,
     lambda dumper, data: dumper.represent_sequence(
-        "tag:yaml.org,2002:seq", data, flow_style=all(isinstance(v, str) for v in data)
+        "tag:yaml.org,2002:seq",
+        data,
+        flow_style=all(isinstance(v, str | int | float) for v in data),
     ),
 )
 

@@ -696,3 +696,152 @@ def test_real_lists_are_recognised_as_supply_lists_not_data(real):
     result = load_specs([TAICHUNG, TAOYUAN])
     assert len(result.skipped) == 1136 + 1429
     assert sum("no data-source column" in w for w in result.warnings) == 2
+
+
+# --- styles ---------------------------------------------------------------------------------
+
+
+def _styled(tmp_path: Path, style: str, defaults: str = "") -> Path:
+    head = f"defaults: {{{defaults}}}\n" if defaults else ""
+    return write(
+        tmp_path / "layers.yaml",
+        f"{head}layers:\n  - id: zoning\n    title: 使用分區\n    source: z.shp\n"
+        f"    style: {style}\n",
+    )
+
+
+def test_a_style_is_validated_and_stored_normalised(tmp_path):
+    path = _styled(
+        tmp_path,
+        "{fill: '#FC0', stroke: grey, stroke_width: 2, label: 分區, "
+        "categorized: {field: 分區, values: {住宅區: yellow, 商業區: '#E76F51'}}}",
+    )
+    (spec,) = load_specs([path]).specs
+    assert spec.style == {
+        "fill": "#ffcc00",
+        "stroke": "#808080",
+        "stroke_width": 2.0,
+        "label": "分區",
+        "categorized": {"field": "分區", "values": {"住宅區": "#ffff00", "商業區": "#e76f51"}},
+    }  # only what was written: geometry defaults come when the layer is drawn
+
+
+def test_an_sld_style_is_read_relative_to_the_manifest_and_stored_parsed(tmp_path):
+    from catalog.sld import parse_sld
+    from tests.catalog.test_sld import qgis_categorized
+
+    sld = tmp_path / "styles" / "使用分區.sld"
+    sld.parent.mkdir()
+    sld.write_bytes(qgis_categorized())
+    path = _styled(tmp_path, "{sld: styles/使用分區.sld, label_size: 16}")
+    (spec,) = load_specs([path]).specs
+    expected = parse_sld(qgis_categorized()) | {"label_size": 16.0}  # written keys win
+    assert spec.style == expected
+    assert "sld" not in spec.style  # the catalog never needs the file
+
+
+def test_a_defaults_sld_applies_to_every_entry_and_sld_layer_picks_a_named_layer(tmp_path):
+    from tests.catalog.test_sld import BARE_LINES, POPSHADE
+
+    one = POPSHADE.decode("latin-1").replace('encoding="ISO-8859-1"', 'encoding="UTF-8"')
+    lines = BARE_LINES.decode().split("<NamedLayer>", 1)[1].split("</NamedLayer>", 1)[0]
+    both = one.replace("</NamedLayer>", f"</NamedLayer><NamedLayer>{lines}</NamedLayer>", 1)
+    write(tmp_path / "city.sld", both)
+    path = write(
+        tmp_path / "layers.yaml",
+        "defaults: {style: {sld: city.sld, sld_layer: 道路中心線}}\n"
+        "layers:\n"
+        "  - {id: roads, title: 道路, source: r.shp}\n"
+        "  - {id: roads-2, title: 道路二, source: r2.shp}\n"
+        "  - {id: states, title: 州, source: s.shp, style: "
+        "{sld: city.sld, sld_layer: USA states population}}\n",
+    )
+    roads, roads2, states = load_specs([path]).specs
+    assert roads.style["categorized"]["field"] == "等級"
+    assert roads2.style == roads.style
+    assert states.style["graduated"]["field"] == "PERSONS"
+
+
+@pytest.mark.parametrize(
+    ("style", "match"),
+    [
+        ("{fill: 黃}", r"key 'style': style key 'fill': '黃' is not a colour"),
+        ("{filll: '#fff'}", r"key 'style': unknown style key 'filll' \(did you mean 'fill'\?\)"),
+        (
+            "{graduated: {field: 人口數, breaks: [1000], colors: ['#fff']}}",
+            r"key 'style': style key 'graduated': graduated needs one colour more than breaks",
+        ),
+        ("{sld: styles/none.sld}", r"key 'style': sld: 'styles/none.sld': no such file in "),
+        (
+            "{sld: 'https://gis.example.tw/styles/zoning.sld'}",
+            r"key 'style': sld: 'https://gis\.example\.tw/styles/zoning\.sld' is a URL: SLD "
+            r"files are read from the manifest's folder, never fetched",
+        ),
+        ("{sld: ../outside.sld}", r"key 'style': sld: '\.\./outside\.sld' is outside the manifest"),
+        (
+            "{sld_layer: 道路}",
+            r"key 'style': sld_layer names a NamedLayer .* write sld: <file> too",
+        ),
+        ("{sld: 3}", r"key 'style': sld: 3 is not a file name"),
+        ("[fill, red]", r"key 'style': \['fill', 'red'\] is not a mapping: write style as a"),
+    ],
+)
+def test_style_errors_name_the_file_the_entry_and_the_key(tmp_path, style, match):
+    (tmp_path / "outside.sld").write_text("<x/>")
+    folder = tmp_path / "manifest"
+    path = _styled(folder, style)
+    with pytest.raises(
+        ManifestError, match=re.escape(str(path)) + r": entry 1 \(id zoning\): " + match
+    ) as e:
+        load_specs([path])
+    assert "docs/styles.md" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        (
+            "<StyledLayerDescriptor><NamedLayer><Name>a</Name><UserStyle><FeatureTypeStyle>"
+            "<Rule><Name>icon</Name><PointSymbolizer><Graphic><ExternalGraphic/></Graphic>"
+            "</PointSymbolizer></Rule></FeatureTypeStyle></UserStyle></NamedLayer>"
+            "</StyledLayerDescriptor>",
+            r"sld: 'styles/分區\.sld': Rule 'icon' PointSymbolizer Graphic: <ExternalGraphic> "
+            r"cannot be expressed",
+        ),
+        (
+            '<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            "<StyledLayerDescriptor>&x;</StyledLayerDescriptor>",
+            r"sld: 'styles/分區\.sld': the SLD declares a DTD",
+        ),
+    ],
+)
+def test_an_sld_that_cannot_be_used_names_the_sld_and_the_element(tmp_path, doc, match):
+    write(tmp_path / "styles" / "分區.sld", doc)
+    path = _styled(tmp_path, "{sld: styles/分區.sld}")
+    with pytest.raises(ManifestError, match=r"entry 1 \(id zoning\): key 'style': " + match):
+        load_specs([path])
+
+
+def test_a_bad_style_in_defaults_names_defaults(tmp_path):
+    path = _styled(tmp_path, "{fill: '#fff'}", defaults="style: {stroke: 灰}")
+    with pytest.raises(
+        ManifestError, match=r"layers\.yaml: defaults: key 'style': style key 'stroke': '灰'"
+    ):
+        load_specs([path])
+
+
+def test_sample_manifest_styles_are_stored_parsed_and_the_agency_sld_is_read(
+    small_corpus, raw_manifest
+):
+    from catalog.sld import parse_sld
+
+    specs = by_id(load_specs([small_corpus / "layers.yaml"]))
+    written = {e["id"]: e for e in raw_manifest["layers"] if "style" in e}
+    assert written, "the sample corpus styles some of its layers"
+    for lid, entry in written.items():
+        style = specs[lid].style
+        assert "sld" not in style
+        if "sld" in entry["style"]:
+            sld = (small_corpus / entry["style"]["sld"]).read_bytes()
+            assert style == parse_sld(sld, entry.get("layer"))
+        assert specs[lid].tileset == entry.get("tileset", "")
