@@ -12,7 +12,9 @@ from geoportal.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the catalog is opened once per process."""
+    from portal.ogc.app import mount as mount_ogc
     from tiles.routes import router as tiles_router
+    from tiles.wmts import router as wmts_router
 
     settings = settings or load_settings()
     app = FastAPI(title="geoportal", version=__version__, docs_url="/api/docs")
@@ -35,4 +37,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(tiles_router)
+    app.include_router(wmts_router)
+    mount_ogc(app)  # pygeoapi at /ogc, configured from app.state.view
     return app

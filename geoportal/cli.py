@@ -267,40 +267,48 @@ def export(
 
 @tiles_app.command("build")
 def tiles_build(
-    layer_ids: Annotated[list[str] | None, typer.Argument(metavar="[LAYER]...")] = None,
+    layer_ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...")] = None,
     jobs: JobsOpt = 0,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """(Re)build the tiles of layers whose version changed."""
+    """(Re)build the tiles of layers and tilesets whose version changed.
+
+    Vector layers get vector tiles (MVT); raster layers and tilesets get pre-rendered raster
+    tiles. IDs name layers or tilesets (a layer brings the tilesets it is in); none = all.
+    """
     from catalog.db import Catalog
-    from catalog.errors import LayerNotFound
-    from tiles.build import build_all
+    from catalog.view import CatalogView
+    from tiles.build import build_all, plan
+    from tiles.errors import TileBuildError
 
     settings = _settings(home)
     with Catalog.open(settings.home, settings.catalog_url) as catalog:
-        try:
-            chosen = [catalog.get_layer(i) for i in layer_ids] if layer_ids else catalog.layers()
-        except LayerNotFound as e:
-            _fail("tiles build", e)
-        items = [(layer, catalog.current(layer.id)) for layer in chosen]
+        snapshot = CatalogView(catalog).snapshot()
+    try:
+        items, tilesets = plan(snapshot, layer_ids or ())
+    except TileBuildError as e:
+        _fail("tiles build", e)
     with _progress(as_json) as bar:
-        task = bar.add_task("tiles", total=len(items), current="")
+        task = bar.add_task("tiles", total=len(items) + len(tilesets), current="")
         results = build_all(
             settings.home,
             items,
             jobs=jobs or settings.jobs,
             progress=lambda lid: bar.update(task, advance=1, current=lid),
+            tilesets=tilesets,
         )
     rows = [
         {
             "id": b.layer_id,
+            "kind": b.kind,
             "version": b.version,
             "status": b.status,
             "path": str(b.path) if b.path else None,
             "bytes": b.size_bytes,
             "message": b.message,
         }
+        | ({"tiles": b.tiles, "zooms": list(b.zooms)} if b.zooms else {})
         for b in results
     ]
     if as_json:
@@ -308,7 +316,9 @@ def tiles_build(
     else:
         for r in rows:
             note = f" ({r['bytes'] / 1e6:.1f} MB)" if r["bytes"] else ""
-            print(f"{r['id']}: {r['status']}{note}{' — ' + r['message'] if r['message'] else ''}")
+            what = "tileset " if r["kind"] == "tileset" else ""
+            message = f" — {r['message']}" if r["message"] else ""
+            print(f"{what}{r['id']}: {r['status']}{note}{message}")
     if any(b.status == "failed" for b in results):
         raise typer.Exit(EXIT_FAILED)
 

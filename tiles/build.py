@@ -7,6 +7,9 @@ does not do as well (measured on the 1M door plates: tippecanoe 264 s; GDAL's PM
 still running after 15 CPU-minutes). geoportal feeds it the stored version as FlatGeobuf
 (GDAL, columnar, fast) and owns the rest: one archive per version (so an unchanged layer is
 never rebuilt), ``.part`` + rename (a reader never sees half an archive), parallel layers.
+
+Raster layers and tilesets are pre-rendered into raster archives by ``tiles.prerender`` in the
+same worker pool; :func:`plan` says what a ``geoportal tiles build [ID...]`` covers.
 """
 
 from __future__ import annotations
@@ -14,17 +17,23 @@ from __future__ import annotations
 import importlib.resources
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyogrio
 
 from catalog.model import Layer, LayerVersion
-from tiles.errors import TileBuildError
+from catalog.view import Snapshot
+from tiles.errors import TileBuildError, TilesError
+
+if TYPE_CHECKING:
+    from tiles.prerender import Source
 
 TILES_DIR = "tiles"
 MAX_TILE_BYTES = 500_000
@@ -48,14 +57,55 @@ def archive_path(home: Path, layer_id: str, version: str) -> Path:
 
 @dataclass(frozen=True)
 class Built:
-    """The outcome of building one layer's tiles."""
+    """The outcome of building one layer's (or one tileset's) tiles.
+
+    Attributes:
+        layer_id: the layer id, or the tileset id when ``kind`` is "tileset".
+        version: the layer version (vector), or the archive's stamp (raster, tileset).
+        status: "built", "unchanged", "skipped" or "failed".
+        path: the archive.
+        size_bytes: its size.
+        message: why, for people.
+        kind: "vector", "raster", "table" or "tileset".
+        tiles: tiles stored (pre-rendered archives built now).
+        zooms: (min, max) zoom rendered (pre-rendered archives built now).
+    """
 
     layer_id: str
     version: str
-    status: str  # "built", "unchanged", "skipped"
+    status: str
     path: Path | None = None
     size_bytes: int = 0
     message: str = ""
+    kind: str = "vector"
+    tiles: int = 0
+    zooms: tuple[int, int] | None = None
+
+
+_PART = re.compile(r"\.(\d+)(?:-\d+)?\.part(?:\.|$)")
+
+
+def clean_stale_parts(folder: Path) -> None:
+    """Remove ``*.part`` files left in ``folder`` by builds whose process is gone.
+
+    Part names carry the writer's process id; a part whose process is alive is being written
+    and is left alone.
+    """
+    for part in folder.glob("*.part*"):
+        match = _PART.search(part.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def build_vector(home: Path, layer: Layer, version: LayerVersion) -> Built:
@@ -70,6 +120,7 @@ def build_vector(home: Path, layer: Layer, version: LayerVersion) -> Built:
     if target.exists():
         return Built(layer.id, version.version, "unchanged", target, target.stat().st_size)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_parts(target.parent)
     work = home / "tmp" / f"tiles-{os.getpid()}-{layer.id}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -121,12 +172,65 @@ def _tippecanoe(source: Path, out: Path, layer: Layer) -> None:
         )
 
 
-def _build_one(args: tuple[str, Layer, LayerVersion]) -> Built:
-    home, layer, version = args
+@dataclass(frozen=True)
+class _Job:
+    """One unit of work for a pool worker: a vector layer, or a source to pre-render."""
+
+    home: str
+    layer: Layer | None = None
+    version: LayerVersion | None = None
+    source: Source | None = None
+
+    @property
+    def id(self) -> str:
+        return self.source.id if self.source else self.layer.id
+
+
+def _build_one(job: _Job) -> Built:
     try:
-        return build_vector(Path(home), layer, version)
-    except TileBuildError as e:
-        return Built(layer.id, version.version, "failed", message=str(e))
+        if job.source is not None:
+            from tiles.prerender import prerender_source
+
+            return prerender_source(Path(job.home), job.source)
+        return build_vector(Path(job.home), job.layer, job.version)
+    except TilesError as e:
+        if job.source is not None:
+            kind = job.source.kind
+            return Built(job.id, job.source.stamp, "failed", message=str(e), kind=kind)
+        return Built(job.id, job.version.version, "failed", message=str(e))
+
+
+def plan(
+    snapshot: Snapshot, ids: Sequence[str] = ()
+) -> tuple[list[tuple[Layer, LayerVersion | None]], list[Source]]:
+    """What ``geoportal tiles build [ID...]`` covers: (layers, tileset sources).
+
+    With no ids: every layer and every tileset. An id names a layer or a tileset; a named
+    layer also brings the tilesets it is drawn into.
+
+    Raises:
+        TileBuildError: an id names neither a layer nor a tileset.
+    """
+    from tiles.prerender import tileset_sources
+
+    sets = tileset_sources(snapshot)
+    if not ids:
+        layers = [(lyr, snapshot.versions.get(i)) for i, lyr in snapshot.layers.items()]
+        return layers, list(sets.values())
+    unknown = [i for i in ids if i not in snapshot.layers and i not in sets]
+    if unknown:
+        raise TileBuildError(
+            f"no layer or tileset {unknown[0]!r} in the catalog — `geoportal layers` lists "
+            "the layer ids"
+        )
+    named = dict.fromkeys(i for i in ids if i in snapshot.layers)
+    layers = [(snapshot.layers[i], snapshot.versions.get(i)) for i in named]
+    chosen = [
+        src
+        for sid, src in sets.items()
+        if sid in ids or any(lyr.id in named for lyr, _ in src.members)
+    ]
+    return layers, chosen
 
 
 def build_all(
@@ -135,34 +239,46 @@ def build_all(
     *,
     jobs: int = 0,
     progress: Callable[[str], None] | None = None,
+    tilesets: Sequence[Source] = (),
 ) -> list[Built]:
-    """Build the archives of the vector layers among ``items`` whose version has none yet.
+    """Build the archives among ``items`` and ``tilesets`` whose version (stamp) has none yet.
 
-    Raster and table layers are reported as skipped, with the reason.
+    Vector layers get a vector archive, raster layers and tilesets a pre-rendered raster
+    archive; tables and unpublished layers are reported as skipped, with the reason. Layers
+    come first in the order given, then tilesets.
     """
+    from tiles.prerender import raster_source
+
     out: list[Built] = []
-    pending: list[tuple[str, Layer, LayerVersion]] = []
+    pending: list[_Job] = []
     for layer, version in items:
         if version is None:
             out.append(Built(layer.id, "", "skipped", message="no published version"))
-        elif version.kind != "vector":
-            why = (
-                "raster tile archives are not part of this version yet (issue #4)"
-                if version.kind == "raster"
-                else "a table has no geometry to tile"
+        elif version.kind == "table":
+            out.append(
+                Built(
+                    layer.id,
+                    version.version,
+                    "skipped",
+                    message="a table has no geometry to tile",
+                    kind="table",
+                )
             )
-            out.append(Built(layer.id, version.version, "skipped", message=why))
+        elif version.kind == "raster":
+            pending.append(_Job(str(home), source=raster_source(layer, version)))
         else:
-            pending.append((str(home), layer, version))
+            pending.append(_Job(str(home), layer, version))
+    pending.extend(_Job(str(home), source=src) for src in tilesets)
     for built in _results(pending, jobs):
         out.append(built)
         if progress:
             progress(built.layer_id)
-    order = {layer.id: i for i, (layer, _) in enumerate(items)}
-    return sorted(out, key=lambda b: order[b.layer_id])
+    order = {(layer.id, False): i for i, (layer, _) in enumerate(items)}
+    order |= {(src.id, True): len(items) + i for i, src in enumerate(tilesets)}
+    return sorted(out, key=lambda b: order[(b.layer_id, b.kind == "tileset")])
 
 
-def _results(pending: list[tuple[str, Layer, LayerVersion]], jobs: int) -> Iterator[Built]:
+def _results(pending: list[_Job], jobs: int) -> Iterator[Built]:
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(pending)))
     if jobs == 1:
         yield from map(_build_one, pending)

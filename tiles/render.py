@@ -18,6 +18,7 @@ import hashlib
 import html
 import math
 import os
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class MapRequest:
     format: str = "png"  # a key of FORMATS
     transparent: bool = True
     bgcolor: str = "#ffffff"
+    buffer_size: int = 0  # pixels drawn around the map, so markers and labels at tile edges match
 
 
 def scale_denominator(bbox: tuple[float, float, float, float], crs: str, width: int) -> float:
@@ -302,8 +304,31 @@ def map_xml(layers: tuple[RenderLayer, ...], crs: str) -> str:
     return f'<Map srs="{_srs(crs)}">{fontset}{"".join(styles)}{"".join(lyrs)}</Map>'
 
 
-def _register_fonts() -> None:
+def mapnik_module():
+    """Import Mapnik without letting it break PROJ and GDAL for the rest of the process.
+
+    The mapnik wheel points PROJ_LIB and GDAL_DATA at folders of its own (without proj.db)
+    unless they are set; rasterio and pyproj in this process and in child processes then fail
+    on EPSG codes. Setting them to pyproj's and rasterio's data first keeps every library on
+    complete data (Mapnik draws identically with them).
+    """
+    if "mapnik" not in sys.modules:
+        import pyproj.datadir
+        import rasterio
+
+        proj = pyproj.datadir.get_data_dir()
+        os.environ.setdefault("PROJ_LIB", proj)
+        os.environ.setdefault("PROJ_DATA", proj)
+        gdal_data = Path(rasterio.__file__).parent / "gdal_data"
+        if gdal_data.is_dir():
+            os.environ.setdefault("GDAL_DATA", str(gdal_data))
     import mapnik
+
+    return mapnik
+
+
+def _register_fonts() -> None:
+    mapnik = mapnik_module()
 
     # Debian's fonts-noto-cjk (installed by scripts/demo and scripts/test); DejaVu ships
     # inside the mapnik wheel and is the fallback for Latin text.
@@ -327,8 +352,7 @@ class MapnikRenderer:
         self._local = threading.local()
 
     def _map(self, layers: tuple[RenderLayer, ...], crs: str):
-        import mapnik
-
+        mapnik = mapnik_module()
         xml = map_xml(layers, crs)
         key = hashlib.sha1(xml.encode()).hexdigest()
         cache: OrderedDict = getattr(self._local, "maps", None) or OrderedDict()
@@ -348,12 +372,13 @@ class MapnikRenderer:
 
     def render(self, request: MapRequest) -> bytes:
         """Draw the map and encode it."""
-        import mapnik
+        mapnik = mapnik_module()
 
         if request.format not in FORMATS:
             raise RenderError(f"format {request.format!r}: one of {sorted(FORMATS)}")
         m = self._map(request.layers, request.crs)
         m.resize(request.width, request.height)
+        m.buffer_size = request.buffer_size
         if request.transparent and request.format != "jpeg":
             m.background = mapnik.Color(0, 0, 0, 0)
         else:
@@ -366,7 +391,7 @@ class MapnikRenderer:
 
     def legend(self, layer: RenderLayer, width: int, height: int, fmt: str) -> bytes:
         """Swatches for each class of the style (or one swatch), with their labels."""
-        import mapnik
+        mapnik = mapnik_module()
 
         kind = (
             "raster"

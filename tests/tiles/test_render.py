@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -225,3 +227,14 @@ def test_a_categorized_legend_has_one_swatch_per_class(tmp_path):
     swatches = [tuple(img[row * 20 + 10, 12][:3]) for row in range(3)]
     assert swatches == [(255, 255, 0), (0, 0, 255), (255, 0, 255)]
     assert img[:, 40:, 3].any(), "the class names are written beside the swatches"
+
+
+def test_drawing_leaves_proj_and_gdal_usable_here_and_in_child_processes(square):
+    """The mapnik wheel would point PROJ_LIB at a folder without proj.db; EPSG codes must work."""
+    import rasterio.crs
+
+    _draw((square,), (120.6, 24.1, 120.7, 24.2), "EPSG:4326")
+    assert rasterio.crs.CRS.from_epsg(3826).to_epsg() == 3826
+    code = "import rasterio.crs; print(rasterio.crs.CRS.from_epsg(3826).to_epsg())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert child.stdout.strip() == "3826", child.stderr

@@ -115,3 +115,87 @@ def test_the_archive_itself_with_http_range(server):
     assert status == 206 and len(body) == 127 and body.startswith(b"PMTiles")
     size = Path(report["public-parking"]["path"]).stat().st_size
     assert headers["Content-Range"] == f"bytes 0-126/{size}"
+
+
+# --------------------------------------------------------------------------- raster XYZ
+
+
+@pytest.fixture(scope="module")
+def raster_server(tmp_path_factory):
+    """`geoportal serve` over the layers of test_tilecache (known colours and positions)."""
+    from tests.tiles.test_tilecache import build_home
+
+    home = build_home(tmp_path_factory.mktemp("xyz-raster"))
+    with serving(home) as base:
+        yield base, home
+
+
+def test_png_and_webp_tiles_show_the_layers_where_they_are(raster_server):
+    from tests.tiles.test_tilecache import (
+        DEM_ONLY,
+        LINE_POINT,
+        SQUARE_MIDDLE,
+        TILESET_ID,
+        mercator_pixel,
+        near,
+        rgba,
+    )
+
+    base, _ = raster_server
+    x, y, col, row = mercator_pixel(*SQUARE_MIDDLE, 14)
+    status, headers, body = get(f"{base}/tiles/square-red/14/{x}/{y}.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert near(rgba(body, col, row), (255, 0, 0, 255))
+    assert (
+        get(f"{base}/tiles/square-red/14/{x}/{y}.png", {"If-None-Match": headers["ETag"]})[0] == 304
+    )
+    for lonlat, colour in (
+        (SQUARE_MIDDLE, (255, 0, 0)),
+        (LINE_POINT, (0, 0, 255)),
+        (DEM_ONLY, (0, 255, 0)),
+    ):
+        x, y, col, row = mercator_pixel(*lonlat, 13)
+        status, headers, body = get(f"{base}/tiles/{TILESET_ID}/13/{x}/{y}.webp")
+        assert status == 200 and headers["Content-Type"] == "image/webp"
+        assert near(rgba(body, col, row), (*colour, 255), tolerance=12), lonlat
+
+
+def test_raster_tiles_empty_inside_204_outside_404_malformed_400(raster_server):
+    base, _ = raster_server
+    between = mercantile.tile(120.82, 24.38, 14)  # inside the sites' bbox, no site near
+    assert get(f"{base}/tiles/sites-green/14/{between.x}/{between.y}.png")[0] == 204
+    far = mercantile.tile(121.5, 25.0, 14)
+    assert get(f"{base}/tiles/sites-green/14/{far.x}/{far.y}.png")[0] == 404
+    assert get(f"{base}/tiles/sites-green/25/0/0.png")[0] == 404
+    assert get(f"{base}/tiles/sites-green/3/99/1.png")[0] == 400
+    assert get(f"{base}/tiles/sites-green/a/b/c.webp")[0] == 400
+    assert get(f"{base}/tiles/sites-green/3/1/1.gif")[0] == 400
+    assert get(f"{base}/tiles/no-such-thing/3/1/1.png")[0] == 404
+    assert get(f"{base}/tiles/Bad_ID/3/1/1.png")[0] == 400
+
+
+def test_tilejson_of_a_tileset_and_of_a_raster_layer(raster_server):
+    from tests.tiles.test_tilecache import TILESET_ID
+
+    base, home = raster_server
+    with Catalog.open(home) as c:
+        dem = c.current("dem-green")
+        square = c.current("square-red")
+    status, _, body = get(f"{base}/tiles/{TILESET_ID}.json")
+    doc = json.loads(body)
+    assert status == 200 and doc["tilejson"] == "3.0.0" and doc["name"] == "測試圖組"
+    assert doc["tiles"] == [f"{base}/tiles/{TILESET_ID}/{{z}}/{{x}}/{{y}}.png"]
+    expected = [
+        min(dem.bbox[0], square.bbox[0]),
+        min(dem.bbox[1], square.bbox[1]),
+        max(dem.bbox[2], square.bbox[2]),
+        max(dem.bbox[3], square.bbox[3]),
+    ]
+    assert doc["bounds"] == pytest.approx(expected)
+    assert doc["bounds"][0] <= doc["center"][0] <= doc["bounds"][2]
+    assert "vector_layers" not in doc
+    status, _, body = get(f"{base}/tiles/dem-green.json")
+    doc = json.loads(body)
+    assert status == 200 and doc["tiles"] == [f"{base}/tiles/dem-green/{{z}}/{{x}}/{{y}}.png"]
+    assert doc["bounds"] == pytest.approx(list(dem.bbox))
+    assert get(f"{base}/tiles/no-such-thing.json")[0] == 404
