@@ -1,0 +1,120 @@
+"""The running pygeoapi config: generated from the catalog, valid for pygeoapi, following it."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+
+from catalog.db import Catalog
+from catalog.view import CatalogView
+from portal.ogc.app import OgcService, quote_identifiers
+from portal.ogc.config import (
+    FEATURE_PROVIDER,
+    OgcConfigError,
+    Site,
+    build_config,
+    load_template,
+    validate,
+)
+
+ROOT = "http://portal.example:8000"
+
+
+@pytest.fixture(scope="module")
+def snapshot(ingested):
+    with Catalog.open(ingested) as catalog:
+        yield CatalogView(catalog).snapshot()
+
+
+@pytest.fixture(scope="module")
+def config(snapshot, ingested) -> dict:
+    return build_config(snapshot, Site(ROOT, ingested))
+
+
+def test_generated_config_validates_against_pygeoapi_schema(config):
+    validate(config)
+
+
+def test_every_published_vector_layer_is_a_feature_collection(config, snapshot):
+    vectors = {lyr.id for lyr, v in snapshot.published() if v.kind == "vector"}
+    rasters = {lyr.id for lyr, v in snapshot.published() if v.kind == "raster"}
+    assert len(vectors) > 30
+    assert set(config["resources"]) == vectors
+    assert not rasters & set(config["resources"])
+    for resource in config["resources"].values():
+        (provider,) = resource["providers"]
+        assert provider["type"] == "feature"
+        assert provider["name"] == FEATURE_PROVIDER
+
+
+def test_collection_metadata_comes_from_the_catalog(config, snapshot, ingested):
+    layer, version = snapshot.layers["door-plates"], snapshot.versions["door-plates"]
+    resource = config["resources"]["door-plates"]
+    assert resource["title"] == {"zh-TW": layer.title, "en": layer.title_en}
+    assert resource["description"]["zh-TW"] == layer.description
+    assert set(layer.keywords) <= set(resource["keywords"])
+    assert resource["extents"]["spatial"]["bbox"] == list(version.bbox)
+    assert resource["providers"][0]["data"] == str(ingested / version.path)
+    hrefs = {link["href"] for link in resource["links"]}
+    assert f"{ROOT}/dataset/door-plates" in hrefs
+    assert f"{ROOT}/wms/door-plates?SERVICE=WMS&REQUEST=GetCapabilities" in hrefs
+    assert f"{ROOT}/tiles/door-plates.json" in hrefs
+    assert any(h.startswith(f"{ROOT}/wmts?") for h in hrefs)
+    for ext in ("geojson", "csv", "kml", "gpkg", "shp.zip", "parquet"):
+        assert f"{ROOT}/download/door-plates.{ext}" in hrefs
+    assert config["server"]["url"] == f"{ROOT}/ogc"
+
+
+def test_template_metadata_is_bilingual(config):
+    title = config["metadata"]["identification"]["title"]
+    assert set(title) == {"zh-TW", "en"}
+    assert config["server"]["languages"][0] == "zh-TW"
+
+
+def test_invalid_config_is_rejected_with_the_place_named(config):
+    broken = dict(config, resources=dict(config["resources"]))
+    broken["resources"]["door-plates"] = dict(
+        config["resources"]["door-plates"], extents={"spatial": {"bbox": [1, 2]}}
+    )
+    with pytest.raises(OgcConfigError, match="door-plates/extents/spatial/bbox"):
+        validate(broken)
+
+
+def test_missing_template_is_a_clear_error(tmp_path):
+    with pytest.raises(OgcConfigError, match="cannot be read"):
+        load_template(tmp_path / "nope.yml")
+
+
+def test_config_follows_the_catalog_without_restart(ingested, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ingested / "catalog.sqlite", home / "catalog.sqlite")
+    (home / "layers").symlink_to(ingested / "layers")
+    with Catalog.open(home) as catalog:
+        view = CatalogView(catalog, ttl=0)
+        service = OgcService(view, home)
+        before = service.api(ROOT).api
+        assert service.api(ROOT).api is before  # built once per catalog state
+        layer = catalog.get_layer("door-plates")
+        catalog.upsert_layer(dataclasses.replace(layer, title="臺中市門牌（新版）"))
+        after = service.api(ROOT).api
+        assert after is not before
+        assert after.config["resources"]["door-plates"]["title"]["zh-TW"] == "臺中市門牌（新版）"
+        assert before.config["resources"]["door-plates"]["title"]["zh-TW"] == layer.title
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ("名稱='x'", "\"名稱\"='x'"),
+        ("名稱 = '名稱' AND 鄰 > 3", '"名稱" = \'名稱\' AND "鄰" > 3'),
+        ("\"名稱\" LIKE '%里'", "\"名稱\" LIKE '%里'"),
+        ("S_INTERSECTS(geometry, POINT(120 24))", "S_INTERSECTS(geometry, POINT(120 24))"),
+        ("x = 1", '"x" = 1'),
+        ("名稱='it''s 名稱'", "\"名稱\"='it''s 名稱'"),
+    ],
+)
+def test_cql2_names_in_chinese_are_quoted_for_the_parser(text, quoted):
+    assert quote_identifiers(text) == quoted
