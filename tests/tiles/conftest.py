@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-GEOPORTAL = [sys.executable, "-m", "geoportal.cli"]
+from tests.serve import GEOPORTAL, serving
+
+__all__ = ["GEOPORTAL", "run", "serving"]
 
 
 def run(*args: str, home: Path) -> subprocess.CompletedProcess:
@@ -35,34 +32,6 @@ def tiled(small_corpus, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
     out = run("tiles", "build", "--json", home=home)
     assert out.returncode == 0, out.stderr
     return home, {r["id"]: r for r in json.loads(out.stdout)["layers"]}
-
-
-@contextmanager
-def serving(home: Path) -> Iterator[str]:
-    """`geoportal serve` on a free port over ``home``; yields its base URL, stops it after."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [*GEOPORTAL, "serve", "--port", str(port), "--home", str(home)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"geoportal serve did not start on {base}") from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -7,27 +7,20 @@ tileset; a red polygon with a hole; green point sites), so every expected pixel 
 from __future__ import annotations
 
 import io
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-import uvicorn
 from owslib.wmts import WebMapTileService
 from PIL import Image
 from pyproj import Transformer
 from rasterio.enums import Resampling
 
-from geoportal.app import create_app
-from geoportal.settings import load_settings
+from tests.serve import serving
 from tests.tiles.test_tilecache import (
     DEM_ONLY,
     DONUT,
@@ -42,7 +35,6 @@ from tests.tiles.test_tilecache import (
     near,
     rgba,
 )
-from tiles.wmts import router as wmts_router
 
 OWS = "{http://www.opengis.net/ows/1.1}"
 WMTS = "{http://www.opengis.net/wmts/1.0}"
@@ -50,36 +42,12 @@ EARTH = 2 * np.pi * 6378137
 SETS = ("WebMercatorQuad", "WorldCRS84Quad", "TWD97TM2Quad")
 
 
-@contextmanager
-def app_server(home: Path) -> Iterator[tuple[str, object]]:
-    """The app (with the WMTS router) served by uvicorn in a thread: (base URL, app)."""
-    app = create_app(load_settings(home=home))
-    if not any(getattr(r, "path", "") == "/wmts" for r in app.routes):
-        app.include_router(wmts_router)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wmts")
     home = build_home(folder)
-    with app_server(home) as (base, app):
-        yield base, home, app, folder
+    with serving(home) as base:
+        yield base, home, folder
 
 
 def get(url: str, headers: dict | None = None):
@@ -271,7 +239,7 @@ def test_capabilities_filter_by_tileset_and_category(service):
 
 
 def test_capabilities_are_cached_and_rebuilt_when_the_catalog_changes(service):
-    base, home, app, folder = service
+    base, home, folder = service
     url = f"{base}/wmts/1.0.0/WMTSCapabilities.xml"
     _, headers, first = get(url)
     assert get(url)[2] == first
@@ -280,8 +248,11 @@ def test_capabilities_are_cached_and_rebuilt_when_the_catalog_changes(service):
         "layers:\n  - {id: more-sites, title: 更多站點, source: sites.geojson}\n", "utf-8"
     )
     ingest(folder / "more.yaml", home)
-    app.state.view.refresh()
-    _, headers2, second = get(url)
+    deadline = time.monotonic() + 30  # the server re-reads the catalog every few seconds
+    while "more-sites" not in _identifiers(second := get(url)[2]):
+        assert time.monotonic() < deadline, "the new layer never reached the capabilities"
+        time.sleep(0.5)
+    headers2 = get(url)[1]
     assert "more-sites" in _identifiers(second) and "more-sites" not in _identifiers(first)
     assert headers2["ETag"] != headers["ETag"]
 
