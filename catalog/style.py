@@ -158,6 +158,8 @@ class Style(BaseModel):
     graduated: Graduated | None = None
     colormap: tuple[ColorStop, ...] = ()
     hillshade: bool = True
+    min_zoom: Annotated[int, Field(ge=0, le=22)] | None = None  # vector tiles: shallowest zoom
+    max_zoom: Annotated[int, Field(ge=0, le=22)] | None = None  # deepest (None: from density)
     title: str = ""  # a human name for the style (legends, capabilities)
 
     @model_validator(mode="after")
@@ -166,6 +168,8 @@ class Style(BaseModel):
             raise ValueError("a style is either categorized or graduated, not both")
         if self.max_scale and self.max_scale <= self.min_scale:
             raise ValueError("max_scale must be greater than min_scale")
+        if None not in (self.min_zoom, self.max_zoom) and self.max_zoom < self.min_zoom:
+            raise ValueError("max_zoom must not be less than min_zoom")
         return self
 
     def visible_at(self, scale_denominator: float) -> bool:

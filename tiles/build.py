@@ -50,9 +50,27 @@ def tippecanoe_binary() -> str:
     return found
 
 
-def archive_path(home: Path, layer_id: str, version: str) -> Path:
-    """Where a layer version's vector tile archive lives."""
-    return home / TILES_DIR / layer_id / f"{version}.pmtiles"
+def tile_zooms(layer: Layer) -> tuple[int | None, int | None]:
+    """The vector tile zoom range the layer's manifest style sets (None: from the data)."""
+    style = layer.style or {}
+    return style.get("min_zoom"), style.get("max_zoom")
+
+
+def archive_path(
+    home: Path, layer_id: str, version: str, zooms: tuple[int | None, int | None] = (None, None)
+) -> Path:
+    """Where a layer version's vector tile archive lives.
+
+    A zoom range set in the manifest is part of the name: changing it builds a new archive
+    (a running server never has an archive replaced under its memory map).
+    """
+    lo, hi = zooms
+    suffix = (
+        ""
+        if lo is None and hi is None
+        else f"-z{'' if lo is None else lo}-{'' if hi is None else hi}"
+    )
+    return home / TILES_DIR / layer_id / f"{version}{suffix}.pmtiles"
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,7 @@ def build_vector(home: Path, layer: Layer, version: LayerVersion) -> Built:
     Raises:
         TileBuildError: tippecanoe failed (the message carries its last words).
     """
-    target = archive_path(home, layer.id, version.version)
+    target = archive_path(home, layer.id, version.version, tile_zooms(layer))
     if version.feature_count == 0:
         return Built(layer.id, version.version, "skipped", message="the layer has no features")
     if target.exists():
@@ -145,6 +163,14 @@ def build_vector(home: Path, layer: Layer, version: LayerVersion) -> Built:
     return Built(layer.id, version.version, "built", target, target.stat().st_size)
 
 
+def _zoom_options(layer: Layer) -> list[str]:
+    lo, hi = tile_zooms(layer)
+    out = [f"--maximum-zoom={'g' if hi is None else hi}"]
+    if lo is not None:
+        out.append(f"--minimum-zoom={lo}")
+    return out
+
+
 def _tippecanoe(source: Path, out: Path, layer: Layer) -> None:
     cmd = [
         tippecanoe_binary(),
@@ -158,7 +184,7 @@ def _tippecanoe(source: Path, out: Path, layer: Layer) -> None:
         layer.title,
         "--attribution",
         layer.agency.title,
-        "--maximum-zoom=g",
+        *_zoom_options(layer),
         "--drop-densest-as-needed",
         "--extend-zooms-if-still-dropping",
         f"--maximum-tile-bytes={MAX_TILE_BYTES}",

@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from catalog.view import Snapshot
-from tiles.build import archive_path
+from tiles.build import archive_path, tile_zooms
 from tiles.errors import LayerNotServed
 from tiles.matrix import WEB_MERCATOR, matrix_set
 from tiles.render import FORMATS
@@ -38,10 +38,13 @@ RASTER_MAX_ZOOM = 22
 def _archive(request: Request, layer_id: str) -> tuple[str, Archive, Path]:
     if not LAYER_ID.fullmatch(layer_id):
         raise HTTPException(400, f"{layer_id!r} is not a layer id ([a-z0-9-]+)")
-    version = request.app.state.current_versions().get(layer_id)
-    if version is None:
+    snapshot = request.app.state.view.snapshot()
+    current = snapshot.versions.get(layer_id)
+    if current is None:
         raise HTTPException(404, f"no layer {layer_id!r} with tiles")
-    path = archive_path(request.app.state.settings.home, layer_id, version)
+    version = current.version
+    zooms = tile_zooms(snapshot.layers[layer_id])
+    path = archive_path(request.app.state.settings.home, layer_id, version, zooms)
     if not path.exists():
         raise HTTPException(404, f"layer {layer_id!r} has no tiles yet: geoportal tiles build")
     return version, open_archive(path), path

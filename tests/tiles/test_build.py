@@ -68,3 +68,35 @@ def test_unknown_layer_is_an_error(tiled):
     home, _ = tiled
     out = run("tiles", "build", "no-such-layer", home=home)
     assert out.returncode == 1 and "no-such-layer" in out.stderr
+
+
+def test_a_zoom_range_in_the_manifest_style_overrides_the_density_choice(tmp_path):
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"n": i},
+            "geometry": {"type": "Point", "coordinates": [120.6 + i * 0.001, 24.1]},
+        }
+        for i in range(50)
+    ]
+    (tmp_path / "p.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": feats})
+    )
+    manifest = tmp_path / "layers.yaml"
+    home = tmp_path / "home"
+
+    def build(style: str) -> Path:
+        entry = f"  - {{id: pts, title: 點, source: p.geojson, style: {style}}}\n"
+        manifest.write_text("layers:\n" + entry, encoding="utf-8")
+        assert run("ingest", str(manifest), home=home).returncode == 0
+        out = run("tiles", "build", "pts", "--json", home=home)
+        (row,) = [r for r in json.loads(out.stdout)["layers"] if r["id"] == "pts"]
+        assert row["status"] == "built", row
+        return Path(row["path"])
+
+    chosen = build("{}")
+    ranged = build("{min_zoom: 2, max_zoom: 5}")
+    header = _reader(ranged).header()
+    assert (header["min_zoom"], header["max_zoom"]) == (2, 5)
+    assert _reader(chosen).header()["max_zoom"] > 5  # tippecanoe chose from the density
+    assert chosen.exists() and ranged != chosen  # a new archive; the old one is never replaced
