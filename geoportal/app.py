@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the catalog is opened once per process."""
     from portal.ogc.app import mount as mount_ogc
     from tiles.routes import router as tiles_router
+    from tiles.wms import router as wms_router
     from tiles.wmts import router as wmts_router
 
     settings = settings or load_settings()
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(tiles_router)
+    app.include_router(wms_router)
     app.include_router(wmts_router)
     mount_ogc(app)  # pygeoapi at /ogc, configured from app.state.view
     return app

@@ -268,6 +268,19 @@ def _raster_style_xml(name: str, style: Style) -> str:
     )
 
 
+def _extent(bbox: tuple[float, float, float, float] | None) -> str:
+    """The datasource extent, padded.
+
+    Mapnik clips queries to the OGR layer extent, which the GPKG stores rounded: features
+    lying exactly on the layer's edge would never be drawn.
+    """
+    if bbox is None:
+        return ""
+    pad = 1e-5
+    box = f"{bbox[0] - pad},{bbox[1] - pad},{bbox[2] + pad},{bbox[3] + pad}"
+    return f'<Parameter name="extent">{box}</Parameter>'
+
+
 def _srs(crs: str) -> str:
     return "epsg:4326" if crs == "CRS:84" else crs.lower()
 
@@ -291,6 +304,7 @@ def map_xml(layers: tuple[RenderLayer, ...], crs: str) -> str:
                 '<Parameter name="type">ogr</Parameter>'
                 f'<Parameter name="file">{_x(str(item.source))}</Parameter>'
                 '<Parameter name="layer">features</Parameter>'
+                f"{_extent(item.version.bbox)}"
             )
             srs = "epsg:4326"
         lyrs.append(
@@ -383,8 +397,8 @@ class MapnikRenderer:
             m.background = mapnik.Color(0, 0, 0, 0)
         else:
             m.background = mapnik.Color(request.bgcolor)
+        m.aspect_fix_mode = mapnik.aspect_fix_mode.RESPECT  # WMS: stretch, never grow the bbox
         m.zoom_to_box(mapnik.Box2d(*request.bbox))
-        m.aspect_fix_mode = mapnik.aspect_fix_mode.RESPECT
         image = mapnik.Image(request.width, request.height)
         mapnik.render(m, image)
         return image.to_string(FORMATS[request.format][1])
