@@ -604,6 +604,18 @@ class Catalog:
                 raise LayerNotFound(layer_id)
             return None if row._current is None else _row_to_version(row)
 
+    def change_marker(self) -> tuple[int, str]:
+        """A cheap fingerprint of the layers table: (layer count, latest ``modified``).
+
+        Every upsert and publish bumps a layer's ``modified`` and a delete changes the count,
+        so an unchanged marker means nothing a client sees has changed.
+        """
+        with self._transaction("read the change marker", write=False) as conn:
+            count, latest = conn.execute(
+                select(func.count(), func.max(layers.c.modified)).select_from(layers)
+            ).one()
+            return int(count), str(latest)
+
     def current_all(self) -> dict[str, LayerVersion]:
         """Every layer's current version in one query: layer id → version (unpublished omitted).
 

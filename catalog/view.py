@@ -37,27 +37,46 @@ class Snapshot:
 
 
 class CatalogView:
-    """Snapshots of ``catalog``, refreshed at most every ``ttl`` seconds (thread-safe)."""
+    """Snapshots of ``catalog``, checked at most every ``ttl`` seconds (thread-safe).
+
+    A check costs one tiny query (:meth:`Catalog.change_marker`); the layers and versions are
+    re-read only when it changed. Readers never wait for a re-read: while one thread reads
+    the catalog, the others keep answering from the previous snapshot.
+    """
 
     def __init__(self, catalog: Catalog, ttl: float = 5.0) -> None:
         self.catalog = catalog
         self.ttl = ttl
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the one thread refreshing
         self._at = -1e9
+        self._marker: tuple[int, str] | None = None
         self._snapshot: Snapshot | None = None
 
     def snapshot(self) -> Snapshot:
-        """The current snapshot (re-read if older than ``ttl``)."""
-        with self._lock:
+        """The current snapshot (checked for changes if older than ``ttl``)."""
+        current = self._snapshot
+        if current is not None and time.monotonic() - self._at <= self.ttl:
+            return current
+        if current is not None and not self._lock.acquire(blocking=False):
+            return current  # another thread is refreshing; this one answers from the last
+        if current is None:
+            self._lock.acquire()
+        try:
             if self._snapshot is None or time.monotonic() - self._at > self.ttl:
-                self._snapshot = self._read()
+                marker = self.catalog.change_marker()
+                if self._snapshot is None or marker != self._marker:
+                    self._snapshot = self._read()
+                    self._marker = marker
                 self._at = time.monotonic()
             return self._snapshot
+        finally:
+            self._lock.release()
 
     def refresh(self) -> Snapshot:
         """Re-read now (after a write made by this process)."""
         with self._lock:
             self._at = -1e9
+            self._marker = None
         return self.snapshot()
 
     def _read(self) -> Snapshot:

@@ -13,6 +13,7 @@ from geoportal.settings import Settings, load_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the catalog is opened once per process."""
     from portal.ogc.app import mount as mount_ogc
+    from portal.web.routes import router as web_router
     from tiles.routes import router as tiles_router
     from tiles.wms import router as wms_router
     from tiles.wmts import router as wmts_router
@@ -23,15 +24,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = Catalog.open(settings.home, settings.catalog_url)
     app.state.view = CatalogView(app.state.catalog)
 
-    def current_versions() -> dict[str, str]:
-        """Layer id → current version, from the cached catalog view (never a query per call).
-
-        Ingest may publish meanwhile; a new version is a new archive, picked up on refresh.
-        """
-        return {i: v.version for i, v in app.state.view.snapshot().versions.items()}
-
-    app.state.current_versions = current_versions
-
     @app.get("/healthz")
     def healthz() -> dict:
         """Liveness."""
@@ -41,4 +33,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wms_router)
     app.include_router(wmts_router)
     mount_ogc(app)  # pygeoapi at /ogc, configured from app.state.view
+    app.include_router(web_router)  # last: it owns the /static/{name} catch-all
     return app

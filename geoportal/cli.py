@@ -350,6 +350,7 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        access_log=settings.log_level == "debug",  # a line per tile request costs throughput
     )
 
 

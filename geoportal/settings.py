@@ -32,13 +32,26 @@ class Settings(BaseSettings):
         ge=0,
         description="Parallel worker processes for ingest, tiles and sample (0 = one per core).",
     )
-    log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+    log_level: str = Field(
+        default="info",
+        description="Log level: debug, info, warning, error (debug adds a line per request).",
+    )
     catalog_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the catalog database (default: SQLite in the data home; "
         "postgresql+psycopg://… for multi-server deployments).",
     )
     keep_versions: int = Field(default=5, ge=1, description="Versions kept per layer.")
+    boundary_layers: str = Field(
+        default="",
+        description="Comma-separated ids of the boundary layers (district and village levels) "
+        "for district lookup and extract; empty: found by their fields.",
+    )
+    address_layer: str = Field(
+        default="",
+        description="Id of the door-plate (門牌) layer for address lookup; empty: found by its "
+        "fields.",
+    )
 
     @property
     def sample_dir(self) -> Path:

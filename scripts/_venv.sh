@@ -83,3 +83,22 @@ ensure_cjk_font() {
     echo "      Chinese map labels will not render (install fonts-noto-cjk)." >&2
   fi
 }
+
+# The browser tests (tests/portal/test_web_*.py) drive Debian's Chromium with Playwright for
+# Python; Playwright's own browser download is never used. Install it as root with apt when it
+# is missing; otherwise say so and go on (the browser tests then skip, saying why).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Chromium for the browser tests (chromium)" >&2
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ||
+           { apt-get update -qq &&
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; } >&2
+    then
+      echo "note: installing chromium failed; the browser tests will be skipped." >&2
+    fi
+  else
+    echo "note: /usr/bin/chromium is missing and this is not root with apt-get;" >&2
+    echo "      the browser tests will be skipped (install Debian's chromium)." >&2
+  fi
+}

@@ -364,6 +364,7 @@ class MapnikRenderer:
     def __init__(self) -> None:
         _register_fonts()
         self._local = threading.local()
+        self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
 
     def _map(self, layers: tuple[RenderLayer, ...], crs: str):
         mapnik = mapnik_module()
@@ -400,7 +401,8 @@ class MapnikRenderer:
         m.aspect_fix_mode = mapnik.aspect_fix_mode.RESPECT  # WMS: stretch, never grow the bbox
         m.zoom_to_box(mapnik.Box2d(*request.bbox))
         image = mapnik.Image(request.width, request.height)
-        mapnik.render(m, image)
+        with self._slots:  # more maps at once than cores only makes every one of them late
+            mapnik.render(m, image)
         return image.to_string(FORMATS[request.format][1])
 
     def legend(self, layer: RenderLayer, width: int, height: int, fmt: str) -> bytes:

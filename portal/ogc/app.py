@@ -47,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 
 from catalog.view import CatalogView
 from portal.ogc.config import TEMPLATE_PATH, Site, build_config, load_template
+from portal.ogc.processes.registry import add_input_schemas
 
 #: Where pygeoapi lives in the one app.
 MOUNT = "/ogc"
@@ -189,7 +190,8 @@ class OgcService:
             return
         with self._openapi_lock:
             if not api.openapi:
-                api.openapi = get_oas(api.config, fail_on_invalid_collection=False)
+                oas = get_oas(api.config, fail_on_invalid_collection=False)
+                api.openapi = add_input_schemas(oas, api.config)
 
 
 # -- request adjustments --------------------------------------------------------------------------

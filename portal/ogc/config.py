@@ -18,12 +18,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from pygeoapi.config import validate_config as _pygeoapi_validate
 from pygeoapi.util import yaml_load
 
 from catalog.model import Layer, LayerVersion
 from catalog.view import Snapshot
+from portal.ogc.coverages import coverage_provider
+from portal.ogc.processes.registry import process_resources
+from portal.ogc.records import records_resource
+from portal.ogc.tiles import tile_provider
 
 #: The template, at the repository root.
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "pygeoapi-config.yml"
@@ -104,6 +109,10 @@ def feature_provider(layer: Layer, version: LayerVersion, site: Site) -> list[di
 #: Layer kind is not consulted here: each builder decides whether it applies.
 PROVIDER_BUILDERS: tuple[ProviderBuilder, ...] = (feature_provider,)
 RESOURCE_BUILDERS: tuple[ResourceBuilder, ...] = ()
+PROVIDER_BUILDERS += (coverage_provider,)  # OGC API - Coverages: raster layers
+RESOURCE_BUILDERS += (records_resource,)  # OGC API - Records: the catalog
+PROVIDER_BUILDERS += (tile_provider,)  # OGC API - Tiles: vector layers (MVT)
+RESOURCE_BUILDERS += (process_resources,)  # OGC API - Processes: function APIs
 
 _template_lock = threading.Lock()
 _template_cache: dict[tuple[Path, int], dict] = {}
@@ -136,10 +145,14 @@ def _bilingual(zh: str, en: str) -> dict[str, str]:
     return {"zh-TW": zh, "en": en or zh}
 
 
-def _links(layer: Layer, site: Site) -> list[dict]:
-    """Links from a collection to the same layer in the portal's other services."""
+def links(layer: Layer, version: LayerVersion, site: Site) -> list[dict]:
+    """Links from a collection (or record) to the same layer in the portal's other services."""
     r, lid = site.root, layer.id
-    links = [
+    wmts = f"{r}/wmts?SERVICE=WMTS&REQUEST=GetCapabilities"
+    if layer.category:  # the category's layers and tilesets: a small document
+        wmts += "&" + urlencode({"category": layer.category})
+    raster = version.kind == "raster"
+    out = [
         {
             "type": "text/html",
             "rel": "describedby",
@@ -156,18 +169,21 @@ def _links(layer: Layer, site: Site) -> list[dict]:
             "type": "application/xml",
             "rel": "alternate",
             "title": "WMTS 服務能力文件 WMTS capabilities",
-            "href": f"{r}/wmts?SERVICE=WMTS&REQUEST=GetCapabilities"
-            + (f"&tileset={layer.tileset}" if layer.tileset else f"&layer={lid}"),
+            "href": wmts,
         },
         {
             "type": "application/json",
             "rel": "alternate",
-            "title": "TileJSON 向量圖磚 TileJSON",
+            "title": "TileJSON 網格圖磚 TileJSON (raster)"
+            if raster
+            else "TileJSON 向量圖磚 TileJSON (vector)",
             "href": f"{r}/tiles/{lid}.json",
         },
     ]
+    if raster:  # whole-layer downloads are vector and table exports
+        return out
     for ext, (media, name) in DOWNLOADS.items():
-        links.append(
+        out.append(
             {
                 "type": media,
                 "rel": "alternate",
@@ -175,7 +191,7 @@ def _links(layer: Layer, site: Site) -> list[dict]:
                 "href": f"{r}/download/{lid}.{ext}",
             }
         )
-    return links
+    return out
 
 
 def collection(layer: Layer, version: LayerVersion, site: Site) -> dict | None:
@@ -193,7 +209,7 @@ def collection(layer: Layer, version: LayerVersion, site: Site) -> dict | None:
         "title": _bilingual(layer.title, layer.title_en),
         "description": _bilingual(layer.description or layer.title, description_en),
         "keywords": keywords,
-        "links": _links(layer, site),
+        "links": links(layer, version, site),
         "extents": {
             "spatial": {
                 "bbox": list(version.bbox) if version.bbox else list(_WORLD),

@@ -80,7 +80,7 @@ def _json_type(declared: str) -> tuple[str, str | None]:
     return "string", None
 
 
-def _wkb(blob: bytes | None) -> bytes | None:
+def wkb_of(blob: bytes | None) -> bytes | None:
     """The WKB inside a GeoPackage geometry blob (None for null or empty geometries)."""
     if blob is None or len(blob) < 8 or blob[:2] != b"GP":
         return None
@@ -103,7 +103,7 @@ def _point_xy(wkb: bytes) -> tuple[float, float] | None:
 
 def _intersects_box(blob: bytes, minx: float, miny: float, maxx: float, maxy: float) -> int:
     """SQLite function: does the geometry intersect the box (exact, for R-tree candidates)."""
-    wkb = _wkb(blob)
+    wkb = wkb_of(blob)
     if wkb is None:
         return 0
     xy = _point_xy(wkb)
@@ -191,7 +191,7 @@ class Store:
 
 def _relate_factory(geoms: list[Any]) -> Callable[[bytes, str, int], int]:
     def relate(blob: bytes, op: str, index: int) -> int:
-        wkb = _wkb(blob)
+        wkb = wkb_of(blob)
         if wkb is None:
             return int(op == "disjoint")
         return int(_RELATIONS[op](shapely.from_wkb(wkb), geoms[index]))
@@ -440,7 +440,7 @@ def _spec_transformer(spec: CrsTransformSpec | None) -> pyproj.Transformer | Non
 
 def _geojson(blobs: Sequence[bytes | None], tr: pyproj.Transformer | None) -> list[dict | None]:
     """GeoJSON geometries of GeoPackage blobs (vectorised), transformed when asked."""
-    wkbs = [_wkb(b) for b in blobs]
+    wkbs = [wkb_of(b) for b in blobs]
     present = [i for i, w in enumerate(wkbs) if w is not None]
     out: list[dict | None] = [None] * len(wkbs)
     if not present:

@@ -18,6 +18,10 @@ from portal.ogc.config import (
     load_template,
     validate,
 )
+from portal.ogc.coverages import COVERAGE_PROVIDER
+from portal.ogc.records import COLLECTION as RECORDS_COLLECTION
+from portal.ogc.records import RECORD_PROVIDER
+from portal.ogc.tiles import TILE_PROVIDER
 
 ROOT = "http://portal.example:8000"
 
@@ -37,16 +41,24 @@ def test_generated_config_validates_against_pygeoapi_schema(config):
     validate(config)
 
 
-def test_every_published_vector_layer_is_a_feature_collection(config, snapshot):
+def test_every_published_layer_is_a_collection_with_the_right_providers(config, snapshot):
     vectors = {lyr.id for lyr, v in snapshot.published() if v.kind == "vector"}
     rasters = {lyr.id for lyr, v in snapshot.published() if v.kind == "raster"}
-    assert len(vectors) > 30
-    assert set(config["resources"]) == vectors
-    assert not rasters & set(config["resources"])
-    for resource in config["resources"].values():
-        (provider,) = resource["providers"]
-        assert provider["type"] == "feature"
-        assert provider["name"] == FEATURE_PROVIDER
+    assert len(vectors) > 30 and rasters
+    resources = config["resources"]
+    collections = {rid for rid, r in resources.items() if r["type"] == "collection"}
+    assert collections == vectors | rasters | {RECORDS_COLLECTION}
+    for rid in vectors:
+        kinds = [(p["type"], p["name"]) for p in resources[rid]["providers"]]
+        assert kinds[0] == ("feature", FEATURE_PROVIDER)  # the default provider: Features
+        assert ("tile", TILE_PROVIDER) in kinds
+    for rid in rasters:
+        kinds = [(p["type"], p["name"]) for p in resources[rid]["providers"]]
+        assert kinds == [("coverage", COVERAGE_PROVIDER)]
+    (records,) = resources[RECORDS_COLLECTION]["providers"]
+    assert (records["type"], records["name"]) == ("record", RECORD_PROVIDER)
+    processes = {rid for rid, r in resources.items() if r["type"] == "process"}
+    assert {"coordinate-conversion", "district-lookup", "address-lookup", "extract"} <= processes
 
 
 def test_collection_metadata_comes_from_the_catalog(config, snapshot, ingested):

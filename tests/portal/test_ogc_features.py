@@ -75,11 +75,13 @@ def test_english_metadata_on_request(ogc, catalog_versions):
         assert json.loads(body)["title"] == catalog.get_layer(LAYER).title_en
 
 
-def test_gdal_lists_every_published_vector_layer(ogc, catalog_versions):
+def test_gdal_lists_every_published_layer(ogc, catalog_versions):
     base, _ = ogc
     listed = {name for name, _ in pyogrio.list_layers(f"OAPIF:{base}/ogc")}
     vectors = {i for i, v in catalog_versions.items() if v is not None and v.kind == "vector"}
-    assert listed == vectors
+    rasters = {i for i, v in catalog_versions.items() if v is not None and v.kind == "raster"}
+    # every vector layer, plus the coverages and the records collection ("catalog")
+    assert listed == vectors | rasters | {"catalog"}
 
 
 def test_gdal_reads_every_feature_with_stored_coordinates(ogc, stored):
