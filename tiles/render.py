@@ -248,7 +248,33 @@ def _label(kind: str, style: Style) -> str:
     )
 
 
+#: Mapnik's geometry-type filter values for our geometry kinds.
+_GEOMETRY_TYPE = {"polygon": "polygon", "line": "linestring", "point": "point"}
+
+
 def _style_xml(name: str, kind: str, style: Style) -> str:
+    """One Mapnik style; ``kind`` "" (a layer of mixed geometry types) draws each type its way."""
+    if kind:
+        return _single_kind_style(name, kind, style)
+    plain = _rules(style)
+    listed = [r.filter for r in plain if r.filter]
+    rules = []
+    for each in ("polygon", "line", "point"):
+        of_kind = f"[mapnik::geometry_type] = {_GEOMETRY_TYPE[each]}"
+        for rule in plain:
+            condition = rule.filter
+            if rule.else_filter and listed:  # explicit: ElseFilter would cross geometry types
+                condition = "not (" + " or ".join(f"({f})" for f in listed) + ")"
+            where = f"({condition}) and {of_kind}" if condition else of_kind
+            body = _symbolizers(each, style, rule.color)
+            rules.append(f"<Rule>{_scale_attrs(style)}<Filter>{_x(where)}</Filter>{body}</Rule>")
+        if style.label:
+            label = f"<Filter>{_x(of_kind)}</Filter>{_label(each, style)}"
+            rules.append(f"<Rule>{_scale_attrs(style)}{label}</Rule>")
+    return f'<Style name="{_x(name)}" opacity="{style.opacity}">{"".join(rules)}</Style>'
+
+
+def _single_kind_style(name: str, kind: str, style: Style) -> str:
     rules = []
     for rule in _rules(style):
         head = "<ElseFilter/>" if rule.else_filter else ""
@@ -298,7 +324,7 @@ def map_xml(layers: tuple[RenderLayer, ...], crs: str) -> str:
             )
             srs = item.version.source_crs.lower() or "epsg:3826"
         else:
-            kind = geometry_kind(item.version.geometry_type) or "polygon"
+            kind = geometry_kind(item.version.geometry_type)  # "" for mixed types
             styles.append(_style_xml(name, kind, item.style))
             ds = (
                 '<Parameter name="type">ogr</Parameter>'

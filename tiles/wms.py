@@ -748,13 +748,18 @@ def get_map(ctx: Context, params: Params, version: str) -> Response:
 
 
 def tolerance(drawable: RenderLayer) -> float:
-    """Pixels a click may miss a point or line by: half its symbol plus 3 (0 for polygons)."""
+    """Pixels a click may miss a point or line by: half its symbol plus 3 (0 for polygons).
+
+    A layer of mixed geometry types takes the larger of the point and line tolerances.
+    """
     kind = geometry_kind(drawable.version.geometry_type)
+    point = drawable.style.marker_size / 2 + 3
+    line = drawable.style.stroke_width / 2 + 3
     if kind == "point":
-        return drawable.style.marker_size / 2 + 3
+        return point
     if kind == "line":
-        return drawable.style.stroke_width / 2 + 3
-    return 0.0
+        return line
+    return 0.0 if kind == "polygon" else max(point, line)
 
 
 def get_feature_info(ctx: Context, params: Params, version: str) -> Response:

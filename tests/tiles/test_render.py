@@ -24,11 +24,15 @@ TO_3826 = Transformer.from_crs(4326, 3826, always_xy=True)
 
 
 def _layer(
-    folder: Path, layer_id: str, frame: gpd.GeoDataFrame, style: dict | None = None
+    folder: Path,
+    layer_id: str,
+    frame: gpd.GeoDataFrame,
+    style: dict | None = None,
+    geometry_type: str = "",
 ) -> RenderLayer:
     path = folder / f"{layer_id}.gpkg"
     frame.to_file(path, layer="features", driver="GPKG")
-    gtype = frame.geometry.iloc[0].geom_type
+    gtype = geometry_type or frame.geometry.iloc[0].geom_type
     layer = Layer(id=layer_id, title=layer_id, agency=Agency("a", "機關"), style=style or {})
     version = LayerVersion(
         layer_id=layer_id,
@@ -238,3 +242,29 @@ def test_drawing_leaves_proj_and_gdal_usable_here_and_in_child_processes(square)
     code = "import rasterio.crs; print(rasterio.crs.CRS.from_epsg(3826).to_epsg())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert child.stdout.strip() == "3826", child.stderr
+
+
+def test_a_layer_of_mixed_geometry_types_draws_each_type_its_way(tmp_path):
+    """KML folders and GeoJSON often mix points, lines and polygons in one layer."""
+    line = shapely.LineString([(120.60, 24.10), (120.60, 24.20)])
+    frame = gpd.GeoDataFrame(
+        {"類別": ["設施", "路線", "範圍"]},
+        geometry=[shapely.Point(120.65, 24.15), line, _square(120.70, 24.15, 0.01)],
+        crs=4326,
+    )
+    style = {
+        "fill": "#00ff00",
+        "fill_opacity": 1,
+        "stroke": "#0000ff",
+        "stroke_width": 4,
+        "marker": "square",
+        "marker_size": 10,
+    }
+    mixed = _layer(tmp_path, "mixed", frame, style, geometry_type="Geometry")  # as ingest stores
+    bbox = (120.58, 24.12, 120.72, 24.18)
+    size = (280, 120)
+    img = _draw((mixed,), bbox, "EPSG:4326", size)
+    assert tuple(img[_pixel(bbox, size, 120.65, 24.15)][:3]) == (0, 255, 0)  # the marker
+    assert tuple(img[_pixel(bbox, size, 120.60, 24.15)][:3]) == (0, 0, 255)  # the line
+    assert tuple(img[_pixel(bbox, size, 120.70, 24.15)][:3]) == (0, 255, 0)  # the polygon
+    assert img[_pixel(bbox, size, 120.625, 24.13)][3] == 0

@@ -14,6 +14,7 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
+from pmtiles.reader import Reader
 
 from catalog import Catalog
 from tests.tiles.conftest import run, serving
@@ -115,6 +116,31 @@ def test_the_archive_itself_with_http_range(server):
     assert status == 206 and len(body) == 127 and body.startswith(b"PMTiles")
     size = Path(report["public-parking"]["path"]).stat().st_size
     assert headers["Content-Range"] == f"bytes 0-126/{size}"
+
+
+def test_the_pmtiles_reader_reads_the_archive_over_http_range(server):
+    """What pmtiles.js does in a browser: header, directories and tiles by Range requests."""
+    base, home, _ = server
+    url = f"{base}/tiles/clusters.pmtiles"
+    ranges = []
+
+    def get_bytes(offset: int, length: int) -> bytes:
+        ranges.append((offset, length))
+        status, _, body = get(url, {"Range": f"bytes={offset}-{offset + length - 1}"})
+        assert status == 206
+        return body
+
+    reader = Reader(get_bytes)
+    header = reader.header()
+    z = header["max_zoom"]
+    stored = pyogrio.read_dataframe(home / Catalog.open(home).current("clusters").path)
+    lon, lat = stored.geometry.iloc[0].x, stored.geometry.iloc[0].y
+    tile = mercantile.tile(lon, lat, z)
+    data = reader.get(z, tile.x, tile.y)
+    decoded = mapbox_vector_tile.decode(gzip.decompress(data))
+    assert len(decoded["clusters"]["features"]) > 0
+    assert reader.metadata()["vector_layers"][0]["id"] == "clusters"
+    assert all(length < 20_000 for _, length in ranges)  # never the whole archive
 
 
 # --------------------------------------------------------------------------- raster XYZ
