@@ -79,15 +79,7 @@ class Source:
     @property
     def bbox(self) -> tuple[float, float, float, float] | None:
         """Union of the members' bboxes (EPSG:4326), or None when none has one."""
-        boxes = [v.bbox for _, v in self.members if v.bbox]
-        if not boxes:
-            return None
-        return (
-            min(b[0] for b in boxes),
-            min(b[1] for b in boxes),
-            max(b[2] for b in boxes),
-            max(b[3] for b in boxes),
-        )
+        return tilesets.union_bbox([v.bbox for _, v in self.members if v.bbox])
 
     @property
     def format(self) -> str:

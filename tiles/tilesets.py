@@ -101,7 +101,8 @@ def _order_key(version: LayerVersion) -> tuple[int, str]:
     return (_KIND_ORDER.get(kind, 1), version.layer_id)
 
 
-def _union(boxes: list[BBox]) -> BBox | None:
+def union_bbox(boxes: list[BBox]) -> BBox | None:
+    """The bbox covering all of ``boxes`` (None for none)."""
     if not boxes:
         return None
     return (
@@ -141,7 +142,7 @@ def _build(snapshot: Snapshot) -> dict[str, Tileset]:
             title=name,
             layer_ids=tuple(v.layer_id for v in ordered),
             stamp=digest.hexdigest()[:16],
-            bbox=_union([v.bbox for v in ordered if v.bbox]),
+            bbox=union_bbox([v.bbox for v in ordered if v.bbox]),
         )
     return out
 

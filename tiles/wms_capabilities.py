@@ -31,6 +31,7 @@ from catalog.style import Style
 from catalog.view import Snapshot
 from tiles.layers import layer_style
 from tiles.render import MAX_SIZE
+from tiles.tilesets import union_bbox
 
 BBox = tuple[float, float, float, float]
 
@@ -273,19 +274,10 @@ def layer_entry(layer: Layer, version: LayerVersion, boxes: dict[str, BBox]) -> 
     )
 
 
-def _union(boxes: list[BBox]) -> BBox:
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
-
-
 def _group(
     title: str, abstract: str, groups: tuple[Group, ...], layers: tuple[LayerEntry, ...]
 ) -> Group:
-    wgs84 = _union([g.wgs84 for g in groups] + [e.wgs84 for e in layers])
+    wgs84 = union_bbox([g.wgs84 for g in groups] + [e.wgs84 for e in layers])
     b130, b111 = _box_elements(wgs84, crs_boxes(wgs84))
     return Group(title, abstract, wgs84, b130, b111, groups, layers)
 
