@@ -298,6 +298,9 @@ def tiles_build(
             progress=lambda lid: bar.update(task, advance=1, current=lid),
             tilesets=tilesets,
         )
+    from tiles.tilecache import prune_tilecache
+
+    prune_tilecache(settings.home, snapshot)  # tiles drawn for earlier versions and styles
     rows = [
         {
             "id": b.layer_id,

@@ -389,3 +389,24 @@ def test_a_prerendered_archive_is_read_first(home, view):
         assert near(rgba(deeper, col, row), (*RED, 255))
     finally:
         path.unlink()
+
+
+def test_tiles_build_removes_cached_tiles_of_earlier_versions_and_gone_sources(home, view):
+    snapshot = view.snapshot()
+    x, y, _, _ = mercator_pixel(*SQUARE_MIDDLE, 11)
+    raster_tile(home, snapshot, "line-blue", "WebMercatorQuad", 11, x, y, "png")
+    current = home / "tilecache" / "line-blue" / raster_source(snapshot, "line-blue").cache_key
+    stale = home / "tilecache" / "line-blue" / "0123456789abcdef" / "WebMercatorQuad" / "3"
+    gone = home / "tilecache" / "no-longer-here" / "0123456789abcdef"
+    for folder in (stale, gone):
+        folder.mkdir(parents=True)
+        (folder / "1.png").write_bytes(b"old")
+    out = subprocess.run(
+        [*GEOPORTAL, "tiles", "build", "line-blue", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert current.is_dir()
+    assert not stale.parent.parent.exists() and not gone.parent.exists()
