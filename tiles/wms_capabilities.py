@@ -282,12 +282,21 @@ def _group(
     return Group(title, abstract, wgs84, b130, b111, groups, layers)
 
 
+UNCATEGORISED = "未分類"
+NO_AGENCY = "未指定機關"
+
+
+def agency_title(layer: Layer) -> str:
+    """The title of the layer's agency group (a manifest without an agency still has one)."""
+    return layer.agency.title or NO_AGENCY
+
+
 def layer_tree(entries: list[tuple[Layer, LayerEntry]], title: str, abstract: str) -> Group:
     """Root → agency → category → layers; agencies and categories in zh-TW title order."""
     by_agency: dict[str, dict[str, list[LayerEntry]]] = {}
     for layer, entry in entries:
-        category = layer.category or "未分類"
-        by_agency.setdefault(layer.agency.title, {}).setdefault(category, []).append(entry)
+        category = layer.category or UNCATEGORISED
+        by_agency.setdefault(agency_title(layer), {}).setdefault(category, []).append(entry)
     agencies = []
     for agency in sorted(by_agency):
         categories = tuple(

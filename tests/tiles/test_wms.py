@@ -569,7 +569,7 @@ def test_capabilities_1_3_0_list_every_layer_grouped_with_zh_tw_titles(wms):
         entry = client[layer_id]
         assert entry.title == layer.title
         assert entry.parent.title == (layer.category or "未分類")
-        assert entry.parent.parent.title == layer.agency.title
+        assert entry.parent.parent.title == (layer.agency.title or "未指定機關")
         assert entry.queryable == (1 if version.kind == "vector" else 0)
         assert entry.boundingBoxWGS84 == pytest.approx(version.bbox)
         assert set(entry.crsOptions) >= {"EPSG:3826", "EPSG:3825", "EPSG:3857", "EPSG:4326"}
