@@ -107,6 +107,23 @@ def bilingual(zh: str, en: str) -> dict[str, str]:
     return {"zh-TW": zh, "en": en}
 
 
+#: The ``point`` and ``crs`` inputs of the processes that take one point.
+POINT_INPUT: dict[str, Any] = {
+    "title": bilingual("坐標", "Point"),
+    "description": bilingual("[x, y]，x/y 順序", "[x, y], in x/y order"),
+    "schema": POINT_SCHEMA,
+    "minOccurs": 1,
+    "maxOccurs": 1,
+}
+CRS_INPUT: dict[str, Any] = {
+    "title": bilingual("坐標系統", "CRS"),
+    "description": bilingual("點的坐標系統，預設 EPSG:4326", "The point's CRS (default EPSG:4326)"),
+    "schema": CRS_SCHEMA,
+    "minOccurs": 0,
+    "maxOccurs": 1,
+}
+
+
 # -- inputs --------------------------------------------------------------------------------
 
 

@@ -20,8 +20,9 @@ import shapely
 from pygeoapi.process.base import BaseProcessor
 
 from portal.ogc.processes.common import (
-    CRS_SCHEMA,
+    CRS_INPUT,
     METRIC,
+    POINT_INPUT,
     POINT_SCHEMA,
     STORE,
     ProcessInputError,
@@ -130,20 +131,8 @@ PROCESS_METADATA: dict[str, Any] = {
     "keywords": ["行政區", "村里", "district", "village", "point in polygon"],
     "links": [],
     "inputs": {
-        "point": {
-            "title": bilingual("坐標", "Point"),
-            "description": bilingual("[x, y]，x/y 順序", "[x, y], in x/y order"),
-            "schema": POINT_SCHEMA,
-            "minOccurs": 1,
-            "maxOccurs": 1,
-        },
-        "crs": {
-            "title": bilingual("坐標系統", "CRS"),
-            "description": bilingual("點的坐標系統，預設 EPSG:4326", "The point's CRS"),
-            "schema": CRS_SCHEMA,
-            "minOccurs": 0,
-            "maxOccurs": 1,
-        },
+        "point": POINT_INPUT,
+        "crs": CRS_INPUT,
     },
     "outputs": {
         "result": {

@@ -17,7 +17,8 @@ from pygeoapi.process.base import BaseProcessor
 
 from portal.ogc.processes.address import address_index
 from portal.ogc.processes.common import (
-    CRS_SCHEMA,
+    CRS_INPUT,
+    POINT_INPUT,
     POINT_SCHEMA,
     bilingual,
     check_inputs,
@@ -44,20 +45,8 @@ PROCESS_METADATA: dict[str, Any] = {
     "keywords": ["門牌", "反查", "reverse geocoding", "address"],
     "links": [],
     "inputs": {
-        "point": {
-            "title": bilingual("坐標", "Point"),
-            "description": bilingual("[x, y]，x/y 順序", "[x, y], in x/y order"),
-            "schema": POINT_SCHEMA,
-            "minOccurs": 1,
-            "maxOccurs": 1,
-        },
-        "crs": {
-            "title": bilingual("坐標系統", "CRS"),
-            "description": bilingual("預設 EPSG:4326", "The point's CRS"),
-            "schema": CRS_SCHEMA,
-            "minOccurs": 0,
-            "maxOccurs": 1,
-        },
+        "point": POINT_INPUT,
+        "crs": CRS_INPUT,
         "limit": {
             "title": bilingual("筆數", "Limit"),
             "description": bilingual("預設 1，最大 50", "Default 1, at most 50"),
