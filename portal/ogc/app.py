@@ -182,10 +182,13 @@ class OgcService:
             served = self._apis[key] = Served(api, DocumentCache())
             while len(self._apis) > API_CACHE_SIZE:
                 self._apis.popitem(last=False)
-            return served
+        # The OpenAPI document describes every collection (about 2 s for 574 layers): build it
+        # now, beside the requests, so that /ogc/openapi rarely waits for it.
+        threading.Thread(target=self.openapi, args=(api,), name="ogc-openapi", daemon=True).start()
+        return served
 
     def openapi(self, api: API) -> None:
-        """Fill ``api.openapi`` on first use (a document of every collection: built lazily)."""
+        """Fill ``api.openapi`` (built in the background when the API object is made)."""
         if api.openapi:
             return
         with self._openapi_lock:
@@ -309,6 +312,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("/jobs", processes_api.get_jobs),
     Endpoint("/jobs/{job_id}", processes_api.get_jobs, ("job_id",)),
+    Endpoint("/jobs/{job_id}", processes_api.delete_job, ("job_id",), methods=("DELETE",)),
     Endpoint("/jobs/{job_id}/results", processes_api.get_job_result, ("job_id",)),
 )
 
@@ -368,6 +372,10 @@ def _handler(service: OgcService, endpoint: Endpoint) -> Callable:
             if cache is not None and answer[1] == HTTPStatus.OK:
                 cache.put(key, answer)
         headers, status, content = dict(answer[0]), answer[1], answer[2]
+        if endpoint.func is processes_api.execute_process and (
+            headers.get("Preference-Applied") != "respond-async"
+        ):
+            headers.pop("Location", None)  # a synchronous call leaves no job to point at
         if status != HTTPStatus.NO_CONTENT:
             content = apply_gzip(headers, content)
         return _response(headers, status, content)

@@ -26,6 +26,7 @@ from pygeoapi.util import yaml_load
 from catalog.model import Layer, LayerVersion
 from catalog.view import Snapshot
 from portal.ogc.coverages import coverage_provider
+from portal.ogc.jobs import manager_config
 from portal.ogc.processes.registry import process_resources
 from portal.ogc.records import records_resource
 from portal.ogc.tiles import tile_provider
@@ -233,6 +234,7 @@ def build_config(snapshot: Snapshot, site: Site, template: dict | None = None) -
     """
     config = template if template is not None else load_template()
     config["server"]["url"] = site.ogc
+    config["server"]["manager"] = manager_config(site.home)
     config["metadata"]["identification"]["url"] = f"{site.root}/"
     resources: dict[str, dict] = {}
     for layer, version in snapshot.published():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -39,20 +40,21 @@ TAIWAN = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3826", always_xy=True)
 TO_LONLAT = pyproj.Transformer.from_crs("EPSG:3826", "EPSG:4326", always_xy=True)
 
 
-def post(base: str, process: str, inputs: dict) -> tuple[int, Message, bytes]:
-    """(status, headers, body) of an execution request; HTTP errors are answers too."""
-    body = json.dumps({"inputs": inputs}).encode()
-    req = urllib.request.Request(
-        f"{base}/ogc/processes/{process}/execution",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
+def request(url: str, data: bytes | None = None, method: str = "GET", **headers: str):
+    """(status, headers, body) of a request; HTTP errors are answers too."""
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=300) as r:
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers, err.read()
+
+
+def post(base: str, process: str, inputs: dict, **headers: str) -> tuple[int, Message, bytes]:
+    """(status, headers, body) of an execution request; HTTP errors are answers too."""
+    body = json.dumps({"inputs": inputs}).encode()
+    url = f"{base}/ogc/processes/{process}/execution"
+    return request(url, body, "POST", **{"Content-Type": "application/json", **headers})
 
 
 def run(base: str, process: str, inputs: dict) -> dict:
@@ -499,6 +501,75 @@ def test_extract_polygon_as_geojson(base, stores):
         np.sum(shapely.intersects(to_tm2(geoms), box) & ~shapely.touches(to_tm2(geoms), box))
     )
     assert len(doc["features"]) == want > 0
+
+
+def _finished(base: str, location: str) -> dict:
+    """Poll a job's status document until it is no longer accepted or running."""
+    deadline = time.monotonic() + 300
+    while True:
+        status, _, body = request(location + "?f=json")
+        assert status == 200, body[:300]
+        job = json.loads(body)
+        if job["status"] not in ("accepted", "running") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+def test_extract_runs_as_a_job_when_asked_to_respond_async(base, stores, tmp_path):
+    name, area = _busiest_district(stores)
+    inputs = {"layers": ["aed-locations"], "district": name, "format": "gpkg"}
+    status, headers, body = post(base, "extract", inputs, Prefer="respond-async")
+    assert status == 201, body[:300]
+    assert headers["Preference-Applied"] == "respond-async"
+    location = headers["Location"]
+    job_id = json.loads(body)["jobID"]
+    assert location.endswith(f"/ogc/jobs/{job_id}")
+
+    job = _finished(base, location)
+    assert job["status"] == "successful", job
+    status, headers, result = request(f"{location}/results")
+    assert status == 200
+    assert headers["Content-Type"] == "application/geopackage+sqlite3"
+    (tmp_path / "out.gpkg").write_bytes(result)
+    _, points, _ = read(stores["aed-locations"])
+    assert pyogrio.read_info(tmp_path / "out.gpkg")["features"] == int(
+        np.sum(shapely.covers(area, points))
+    )
+    assert job_id in _jobs(base)
+
+    status, _, _ = request(location, method="DELETE")
+    assert status == 200
+    assert request(location + "?f=json")[0] == 404
+
+
+def test_a_failing_job_reports_failed_and_synchronous_calls_leave_no_job(base):
+    status, headers, body = post(
+        base, "extract", {"layers": "buildings", "district": "不存在區"}, Prefer="respond-async"
+    )
+    assert status == 201, body[:300]
+    job = _finished(base, headers["Location"])
+    assert job["status"] == "failed"
+    assert "不存在區" in job["message"]
+    assert request(headers["Location"] + "/results")[0] == 400
+
+    before = _jobs(base)
+    status, headers, _ = post(base, "coordinate-conversion", CONVERSION_INPUTS)
+    assert status == 200
+    assert "Location" not in headers
+    assert _jobs(base) == before
+
+
+def _jobs(base: str) -> list[str]:
+    return [
+        j["jobID"] for j in json.loads(request(f"{base}/ogc/jobs?f=json&limit=1000")[2])["jobs"]
+    ]
+
+
+CONVERSION_INPUTS = {
+    "points": [[120.68, 24.15]],
+    "source_crs": "EPSG:4326",
+    "target_crs": "EPSG:3826",
+}
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ the same exporter as ``/download`` — so every format has the same rules as a w
 download. One layer answers with that file (its format's media type); several layers with a
 zip of one file per layer (``<layer id>.<ext>``).
 
-Execution is synchronous: an extract is bounded by :data:`MAX_FEATURES` features in all (a
-larger area is refused with a pointer to the whole-layer downloads), which keeps an answer
-within seconds; pygeoapi's job manager is not configured, so no job records pile up for the
-many short function calls the other processes serve.
+An extract is bounded by :data:`MAX_FEATURES` features in all (a larger area is refused with
+a pointer to the whole-layer downloads). It runs synchronously by default; a client that sends
+``Prefer: respond-async`` gets a job instead (201, ``Location: /ogc/jobs/{id}``), and fetches
+the file from ``/ogc/jobs/{id}/results`` when the job is done (``portal.ogc.jobs``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ PROCESS_METADATA: dict[str, Any] = {
         "code) and download them as GeoJSON, GeoPackage, shapefile (zip), CSV, KML or "
         "GeoParquet; several layers come as a zip. At most 100,000 features per extract.",
     ),
-    "jobControlOptions": ["sync-execute"],
+    "jobControlOptions": ["sync-execute", "async-execute"],
     "outputTransmission": ["value"],
     "keywords": ["擷取", "裁切", "下載", "extract", "clip", "download"],
     "links": [],
