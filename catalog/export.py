@@ -469,6 +469,15 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def _unique_folded(name: str, folded: set[str]) -> str:
+    """``name``, or ``name_1`` ..., whose case-folded form is not in ``folded``."""
+    candidate, number = name, 0
+    while candidate.casefold() in folded:
+        number += 1
+        candidate = f"{name}_{number}"
+    return candidate
+
+
 def _as_text(batch: pa.RecordBatch, *, dates: bool = True) -> pa.RecordBatch:
     """Dates and datetimes as ISO 8601 text fields, for the formats that write text.
 
@@ -599,11 +608,18 @@ def _kml_name_field(store: StoreInfo) -> str | None:
 def _write_kml(store: StoreInfo, path: Path, layer_id: str) -> None:
     """KML via GDAL's streaming KML driver: attributes in ExtendedData, a name per Placemark.
 
-    GDAL's KML driver moves its ``NameField`` into ``<name>``; a copy of the naming column is
-    added under a name no store column has, so the original stays in ExtendedData too.
+    GDAL's KML driver moves its ``NameField`` into ``<name>`` and its ``DescriptionField`` into
+    ``<description>``, matching column names without regard to case. A copy of the naming
+    column is added under a name no store column has in any case, and the description field is
+    named after no column at all, so every store column (``description`` included) stays in
+    ExtendedData under its own name — except a column called ``name`` in another case than
+    ``Name``: every GDAL KML layer has a ``Name`` field, which takes it (``SimpleData
+    name="Name"``).
     """
     name_field = _kml_name_field(store)
-    name_column = _unique("Name", set(store.fields))
+    taken = {f.casefold() for f in store.fields}
+    name_column = _unique_folded("Name", taken)
+    description_column = _unique_folded("Description", taken | {name_column.casefold()})
 
     def transform(batch: pa.RecordBatch) -> pa.RecordBatch:
         batch = _as_text(batch)
@@ -618,7 +634,7 @@ def _write_kml(store: StoreInfo, path: Path, layer_id: str) -> None:
             "KML",
             layer_id.replace("-", "_"),  # what GDAL would launder it to, without its warning
             store,
-            dataset_options={"NameField": name_column},
+            dataset_options={"NameField": name_column, "DescriptionField": description_column},
         )
 
 

@@ -7,6 +7,9 @@ The migrations in ``catalog/migrations`` create exactly these tables (a test com
 - ``layer_versions``: every stored version of every layer, lineage as JSON, bbox as four floats.
 - ``search_tokens``: the search index, (layer, field, token) → weight (see ``catalog.search``).
 - ``ingest_entries``: per manifest entry, the source hash and the layer ids it last yielded.
+- ``portal_*``: the open-data portal (``portal.ckan.store``): datasets and their resources,
+  groups, users, organization members (organizations are the agencies), API tokens (hashed),
+  DataStore table registry and the portal's revision counter.
 """
 
 from __future__ import annotations
@@ -101,6 +104,11 @@ agencies = Table(
     Column("name", String, primary_key=True),
     Column("title", Text, nullable=False),
     Column("title_en", Text, nullable=False),
+    # Added for the portal (organizations are agencies); the catalog leaves the defaults.
+    Column("description", Text, nullable=False, server_default=""),
+    Column("image_url", Text, nullable=False, server_default=""),
+    Column("created", UTCDateTime, nullable=True),
+    Column("state", String, nullable=False, server_default="active"),
 )
 
 layers = Table(
@@ -193,6 +201,139 @@ ingest_entries = Table(
     Column("units", JSONDoc, nullable=False),
     Column("complete", Boolean, nullable=False),
     Column("updated", UTCDateTime, nullable=False),
+)
+
+#: Roles of ``portal_members`` (CKAN capacities).
+MEMBER_ROLES = ("member", "editor", "admin")
+
+portal_datasets = Table(
+    "portal_datasets",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("owner_org", String, ForeignKey("agencies.name"), nullable=False, index=True),
+    Column("notes", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("private", Boolean, nullable=False),
+    Column("state", String, nullable=False),
+    Column("license_id", String, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("author_email", Text, nullable=False),
+    Column("maintainer", Text, nullable=False),
+    Column("maintainer_email", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("update_frequency", Text, nullable=False),
+    Column("fields_description", Text, nullable=False),
+    Column("spatial", Text, nullable=False),
+    Column("tags", JSONDoc, nullable=False),
+    Column("groups", JSONDoc, nullable=False),
+    Column("extras", JSONDoc, nullable=False),
+    Column("layer_id", String, nullable=True, index=True),
+    Column("layer_version", String, nullable=True),
+    Column("source", String, nullable=False),
+    Column("metadata_created", UTCDateTime, nullable=False),
+    Column("metadata_modified", UTCDateTime, nullable=False),
+    Column("creator_user_id", String, nullable=True),
+    CheckConstraint("state IN ('active', 'deleted')", name="state"),
+)
+
+portal_resources = Table(
+    "portal_resources",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column(
+        "package_id",
+        String,
+        ForeignKey("portal_datasets.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("format", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("mimetype", String, nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("generated", Boolean, nullable=False),
+    Column("encoding", String, nullable=False),
+    Column("extras", JSONDoc, nullable=False),
+    Column("created", UTCDateTime, nullable=True),
+    Column("last_modified", UTCDateTime, nullable=True),
+    Column("datastore_active", Boolean, nullable=False),
+)
+
+portal_groups = Table(
+    "portal_groups",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("image_url", Text, nullable=False),
+    Column("created", UTCDateTime, nullable=True),
+    Column("state", String, nullable=False),
+)
+
+portal_users = Table(
+    "portal_users",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("fullname", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("sysadmin", Boolean, nullable=False),
+    Column("state", String, nullable=False),
+    Column("created", UTCDateTime, nullable=True),
+    Column("password_hash", Text, nullable=True),  # scrypt, "scrypt$n$r$p$salt$hash"
+)
+
+portal_members = Table(
+    "portal_members",
+    metadata,
+    Column("organization", String, ForeignKey("agencies.name"), primary_key=True),
+    Column("user_id", String, ForeignKey("portal_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String, nullable=False),
+    CheckConstraint("role IN ('member', 'editor', 'admin')", name="role"),
+)
+
+portal_tokens = Table(
+    "portal_tokens",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column(
+        "user_id",
+        String,
+        ForeignKey("portal_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text, nullable=False),
+    Column("token_hash", String, nullable=False, unique=True),  # sha256 hex of the token
+    Column("created", UTCDateTime, nullable=False),
+    Column("last_access", UTCDateTime, nullable=True),
+)
+
+portal_datastore = Table(
+    "portal_datastore",
+    metadata,
+    Column("resource_id", String, primary_key=True),
+    Column("table_name", String, nullable=False, unique=True),
+    Column("fields", JSONDoc, nullable=False),
+    Column("primary_key", JSONDoc, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+)
+
+portal_meta = Table(
+    "portal_meta",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 

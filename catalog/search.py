@@ -62,7 +62,7 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold().translate(_VARIANTS)
 
 
-def _runs(text: str) -> Iterable[tuple[bool, str]]:
+def runs(text: str) -> Iterable[tuple[bool, str]]:
     """Yield (is_cjk, run) for each CJK run and each Latin/digit word of normalised text."""
     for match in _RUNS.finditer(normalize(text)):
         cjk = match.group("cjk")
@@ -89,7 +89,7 @@ def index_tokens(text: str | Iterable[str]) -> dict[str, float]:
     texts = [text] if isinstance(text, str) else list(text)
     tokens: dict[str, float] = {}
     for one in texts:
-        for is_cjk, run in _runs(one):
+        for is_cjk, run in runs(one):
             if is_cjk:
                 for i, char in enumerate(run):
                     tokens[char] = 1.0
@@ -120,7 +120,7 @@ def query_tokens(query: str) -> list[str]:
         ['臺中', '停車', '車場', 'parking']
     """
     tokens: dict[str, None] = {}
-    for is_cjk, run in _runs(query):
+    for is_cjk, run in runs(query):
         if is_cjk and len(run) > 1:
             tokens.update((run[i : i + 2], None) for i in range(len(run) - 1))
         else:

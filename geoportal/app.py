@@ -12,6 +12,10 @@ from geoportal.settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the catalog is opened once per process."""
+    from portal.ckan.api import portal_of
+    from portal.ckan.api import router as ckan_router
+    from portal.ckan.dcat import router as dcat_router
+    from portal.downloads import router as downloads_router
     from portal.ogc.app import mount as mount_ogc
     from portal.web.routes import router as web_router
     from tiles.routes import router as tiles_router
@@ -32,6 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles_router)
     app.include_router(wms_router)
     app.include_router(wmts_router)
+    app.include_router(downloads_router)
+    app.include_router(ckan_router)
+    portal_of(app)  # the portal store opened and the layers' datasets in line with the catalog
+    app.include_router(dcat_router)
     mount_ogc(app)  # pygeoapi at /ogc, configured from app.state.view
     app.include_router(web_router)  # last: it owns the /static/{name} catch-all
     return app

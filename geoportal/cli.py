@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from geoportal import __version__
+from geoportal.check import check
 from geoportal.settings import Settings, load_settings
+from geoportal.users import user_app
 
 app = typer.Typer(
     name="geoportal",
@@ -28,6 +30,8 @@ app = typer.Typer(
 )
 tiles_app = typer.Typer(help="Build and manage tile archives. 圖磚。", no_args_is_help=True)
 app.add_typer(tiles_app, name="tiles")
+app.add_typer(user_app, name="user")
+app.command("check")(check)
 
 err = Console(stderr=True)
 
@@ -167,15 +171,27 @@ def ingest(
 
 
 def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None, as_json: bool):
-    """Run an ingest and print its report; returns the IngestRun."""
+    """Run an ingest and print its report; returns the IngestRun.
+
+    Layers come from every SOURCE that holds data; the rows of supply lists and catalog
+    exports that name no data source, and data.gov.tw metadata records, become portal
+    datasets (portal.ckan.imports), stored after the layers.
+    """
     from catalog.db import Catalog
+    from catalog.view import CatalogView
     from geoportal import report
     from ingest.errors import ManifestError
     from ingest.manifest import load_specs, slugify
     from ingest.pipeline import ingest as run_ingest
+    from portal.ckan import imports
+    from portal.ckan.errors import CkanError
+    from portal.ckan.store import PortalStore
+    from portal.downloads import prune_downloads
 
+    layer_sources, catalog_sources = imports.split_sources(sources)
     try:
-        loaded = load_specs(sources)
+        loaded = load_specs(layer_sources)
+        imported = imports.datasets_from_catalogs(catalog_sources) if catalog_sources else None
     except ManifestError as e:
         if as_json:
             print(
@@ -195,10 +211,34 @@ def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None
             agency_slug=slugify,
             progress=lambda sid: bar.update(task, advance=1, current=sid),
         )
+        layer_ids = [layer.id for layer in catalog.layers()]
+        snapshot = CatalogView(catalog).snapshot()
+    # every published layer is a portal dataset; old versions' cached downloads go
+    _sync_portal(settings)
+    prune_downloads(settings.home, snapshot)
+    stored = None
+    if imported is not None:
+        loaded = imports.without_imported(loaded, imported)
+        store = PortalStore.open(settings.home, settings.catalog_url)
+        try:
+            stored = imports.record(store, imported, reserved=layer_ids)
+        except CkanError as e:
+            _fail("ingest", e)
+        finally:
+            store.close()
     if as_json:
-        print(json.dumps(report.ingest_json(run, loaded), ensure_ascii=False))
+        summary = report.ingest_json(run, loaded)
+        if imported is not None and stored is not None:
+            summary["datasets"] = imported.counts() | {
+                "stored": stored.as_dict(),
+                "warnings": imported.warnings,
+            }
+        print(json.dumps(summary, ensure_ascii=False))
     else:
         report.print_ingest(run, loaded)
+        if imported is not None and stored is not None:
+            for line in [*imported.warnings, *imported.report_lines(), stored.line()]:
+                print(line)
     return run
 
 
@@ -361,11 +401,64 @@ def serve(
 def publish(
     ckan: Annotated[str, typer.Option("--ckan", help="CKAN base URL.")],
     api_key: Annotated[str, typer.Option("--api-key", envvar="CKAN_API_KEY", help="API token.")],
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="Put every dataset into this existing organization."),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="This portal's public URL (default: settings)."),
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Push every layer as a dataset to a CKAN (this portal included) with ckanapi."""
-    _unavailable("publish", 7, "publishing to CKAN", as_json)
+    """Push every public dataset (one per layer, and imported ones) to a CKAN with ckanapi."""
+    from portal.ckan.publish import Publisher, PublishError, publishable, remote
+    from portal.ckan.store import PortalStore
+
+    settings = _settings(home)
+    store = PortalStore.open(settings.home, settings.catalog_url)
+    try:
+        _sync_portal(settings)
+        datasets = publishable(store.datasets(include_private=False))
+        organizations = {o.name: o for o in store.organizations()}
+    finally:
+        store.close()
+    publisher = Publisher(remote(ckan, api_key), base_url or settings.site_url, org)
+    try:
+        version = publisher.check()
+    except PublishError as e:
+        _fail("publish", e)
+    with _progress(as_json) as progress:
+        task = progress.add_task(
+            f"publish → {ckan} (CKAN {version})", total=len(datasets), current=""
+        )
+
+        def advance(outcome) -> None:
+            progress.update(task, advance=1, current=f"{outcome.name}: {outcome.status}")
+
+        report = publisher.publish(datasets, organizations, advance)
+    summary = report.summary()
+    if as_json:
+        print(json.dumps({"command": "publish", **summary}, ensure_ascii=False))
+    else:
+        print(
+            f"{ckan}: {summary['datasets']} datasets — {summary['created']} created, "
+            f"{summary['updated']} updated, {summary['unchanged']} unchanged, "
+            f"{summary['failed']} failed; organizations created: "
+            f"{', '.join(summary['organizations_created']) or 'none'}"
+        )
+        for failure in report.failed:
+            err.print(f"  {failure.name}: {failure.message}", markup=False, highlight=False)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _sync_portal(settings: Settings) -> int:
+    """Bring the portal's layer datasets in line with the catalog; how many changed."""
+    from portal.ckan.store import sync
+
+    return sync(settings.home, settings.catalog_url)
 
 
 @app.command()

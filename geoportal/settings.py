@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `geoportal serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `geoportal serve` uses.")
+    public_url: str = Field(
+        default="",
+        description="The portal's public root URL, for links in feeds and published datasets "
+        "(default http://HOST:PORT).",
+    )
     workers: int = Field(default=1, ge=1, description="Server worker processes.")
     jobs: int = Field(
         default=0,
@@ -52,6 +57,11 @@ class Settings(BaseSettings):
         description="Id of the door-plate (門牌) layer for address lookup; empty: found by its "
         "fields.",
     )
+
+    @property
+    def site_url(self) -> str:
+        """The public root URL without a trailing slash (``public_url`` or http://host:port)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def sample_dir(self) -> Path:

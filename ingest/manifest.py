@@ -1502,3 +1502,132 @@ def _load_file(path: Path, display: str, load: _Load) -> None:
     fields = {"title": _title_from_name(path.name), "source": path.name}
     fields["base"] = path.parent.resolve()
     load.drafts.append(_Draft(display, fields, id_from=fields["title"], with_id=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Supply-list tables for other readers: portal.ckan.imports makes a portal dataset of every
+# row that names no data source, reading the same table the same way.
+
+
+@dataclass(frozen=True)
+class SupplyTable:
+    """A supply list's table as :func:`load_specs` reads it, with what its header means.
+
+    Attributes:
+        file: the supply list, as given.
+        sheet: the CSV file's name or the worksheet read (the first with a header row).
+        header_row: the header row's number, as a spreadsheet shows it.
+        headers: the header cells, each cleaned to one line.
+        columns: LayerSpec field → column index (see :data:`HEADER_SYNONYMS`).
+        rows: (row number, cells) of every row after the header, blank rows included.
+        notes: sentences about the table: sheets not read, columns meaning the same field.
+    """
+
+    file: str
+    sheet: str
+    header_row: int
+    headers: tuple[str, ...]
+    columns: dict[str, int]
+    rows: list[tuple[int, list[str]]]
+    notes: tuple[str, ...] = ()
+
+    def cell(self, cells: list[str], column: int | None) -> str:
+        """The cell of a row in ``column`` ("" when the row is shorter or column is None)."""
+        if column is None or column >= len(cells):
+            return ""
+        return cells[column]
+
+    def names_source(self, cells: list[str]) -> bool:
+        """Whether :func:`load_specs` makes a layer of this row (its source cell is not empty)."""
+        return bool(clean_line(self.cell(cells, self.columns.get("source"))))
+
+
+def is_supply_list(path: Path) -> bool:
+    """Whether a .csv/.tsv/.txt/.xlsx/.xls file is a supply list or catalog export.
+
+    Args:
+        path: the file.
+
+    Returns:
+        True when one of its tables has a header row with a title column and two catalog
+        columns within its first rows (what :func:`load_specs` takes for a supply list).
+    """
+    return path.suffix.lower() in _TABLE_SUFFIXES and _is_supply_list(path)
+
+
+def read_supply_table(path: Path) -> SupplyTable:
+    """Read a supply list's table exactly as :func:`load_specs` does.
+
+    Args:
+        path: a supply list or catalog export (.csv/.tsv/.txt/.xlsx/.xls).
+
+    Returns:
+        The table of its first sheet with a header row.
+
+    Raises:
+        ManifestError: the file cannot be read, or no sheet has a header row with a title
+            column and two catalog columns; the message says what to fix.
+    """
+    display = str(path)
+    found = [(t, h) for t in _read_tables(path, display) if (h := _find_header(t.rows))]
+    if not found:
+        raise ManifestError(
+            f"{display}: no header row with a title column (資料集名稱) and two of 檔案位置, "
+            "資料集提供機關, 更新頻率, 編碼格式, 坐標系統, 關鍵字, 授權方式 in its first "
+            f"{_HEADER_ROWS_SEARCHED} rows; add those headers"
+        )
+    table, header = found[0]
+    notes = list(header.notes)
+    if len(found) > 1:
+        notes.insert(
+            0, f"read sheet {table.name!r} only; ignored {', '.join(t.name for t, _ in found[1:])}"
+        )
+    header_number, header_cells = table.rows[header.index]
+    return SupplyTable(
+        file=display,
+        sheet=table.name,
+        header_row=header_number,
+        headers=tuple(clean_line(c) for c in header_cells),
+        columns=dict(header.columns),
+        rows=table.rows[header.index + 1 :],
+        notes=tuple(notes),
+    )
+
+
+def header_key(name: str) -> str:
+    """A header as supply-list matching compares it: NFKC, no spaces, lower case, 座, 臺.
+
+    Args:
+        name: the header as written.
+
+    Returns:
+        The comparison key ("" for an empty header).
+    """
+    return _header_key(name)
+
+
+def clean_line(value: Any) -> str:
+    """A cell as one line: zero-width characters dropped, whitespace runs made one space."""
+    return _clean_line(value)
+
+
+def clean_text(value: Any) -> str:
+    """A cell as text: zero-width characters dropped, CR/CRLF line ends made LF, ends stripped."""
+    return _clean_text(value)
+
+
+def normalise_metadata(name: str, text: str) -> tuple[str, str]:
+    """Normalise a metadata value to the portal's vocabulary, as supply lists are read.
+
+    Args:
+        name: "update_frequency", "category", "agency" or "license".
+        text: the value as written.
+
+    Returns:
+        (value, note): the note says what was done or why the value was kept ("" when the
+        value was already right).
+
+    Raises:
+        KeyError: ``name`` is not one of those fields.
+    """
+    return _NORMALISERS[name](text)

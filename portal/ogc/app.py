@@ -110,19 +110,28 @@ def transform_bbox(bbox: list, from_crs: str, to_crs: str, always_xy: bool = Fal
 itemtypes_api.transform_bbox = transform_bbox
 
 
+Answer = tuple[dict, int, str | bytes]
+
+
 class DocumentCache:
     """Metadata documents one API object answered (dropped with it when the catalog changes).
 
+    Bounded by entries and by bytes: a query string makes a new entry, so clients varying it
+    cannot fill the memory.
+
     Args:
         size: entries kept (least recently used dropped first).
+        max_bytes: the contents kept add up to at most this.
     """
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, size: int = 512, max_bytes: int = 64 * 2**20) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple, tuple[dict, int, str]] = OrderedDict()
+        self._items: OrderedDict[tuple, Answer] = OrderedDict()
 
-    def get(self, key: tuple) -> tuple[dict, int, str] | None:
+    def get(self, key: tuple) -> Answer | None:
         """The cached answer for ``key``, if any."""
         with self._lock:
             answer = self._items.get(key)
@@ -130,12 +139,20 @@ class DocumentCache:
                 self._items.move_to_end(key)
             return answer
 
-    def put(self, key: tuple, answer: tuple[dict, int, str]) -> None:
-        """Keep ``answer`` under ``key``."""
+    def put(self, key: tuple, answer: Answer) -> None:
+        """Keep ``answer`` under ``key`` (not when it alone is over the byte budget)."""
+        size = len(answer[2])
+        if size > self.max_bytes:
+            return
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[2])
             self._items[key] = answer
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self._bytes += size
+            while len(self._items) > self.size or self._bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped[2])
 
 
 @dataclass(frozen=True)
@@ -344,7 +361,8 @@ def _cache_key(request: Request) -> tuple:
     """What a cached document depends on besides the API object: path, query, negotiation."""
     h = request.headers
     query = tuple(sorted(request.query_params.multi_items()))
-    return (request.url.path, query, h.get("accept", ""), h.get("accept-language", ""))
+    negotiated = (h.get("accept", ""), h.get("accept-language", ""), h.get("accept-encoding", ""))
+    return (request.url.path, query, *negotiated)
 
 
 async def _answer(api: API, endpoint: Endpoint, request: Request) -> tuple[dict, int, str]:
@@ -368,16 +386,18 @@ def _handler(service: OgcService, endpoint: Endpoint) -> Callable:
         key = _cache_key(request)
         answer = cache.get(key) if cache is not None else None
         if answer is None:
-            answer = await _answer(api, endpoint, request)
-            if cache is not None and answer[1] == HTTPStatus.OK:
+            headers, status, content = await _answer(api, endpoint, request)
+            headers = dict(headers)
+            if status != HTTPStatus.NO_CONTENT:
+                content = apply_gzip(headers, content)  # cached compressed: 3 MB takes 0.1 s
+            answer = (headers, status, content)
+            if cache is not None and status == HTTPStatus.OK:
                 cache.put(key, answer)
         headers, status, content = dict(answer[0]), answer[1], answer[2]
         if endpoint.func is processes_api.execute_process and (
             headers.get("Preference-Applied") != "respond-async"
         ):
             headers.pop("Location", None)  # a synchronous call leaves no job to point at
-        if status != HTTPStatus.NO_CONTENT:
-            content = apply_gzip(headers, content)
         return _response(headers, status, content)
 
     handle.__doc__ = f"pygeoapi: {endpoint.func.__name__}."

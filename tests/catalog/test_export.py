@@ -305,6 +305,26 @@ def test_kml_has_a_named_placemark_per_feature_with_extended_data(export_stores,
     assert len(frame) == 3 and list(frame["名稱"]) == [r["名稱"] for r in ROWS]
 
 
+def test_kml_keeps_columns_called_name_and_description_in_extended_data(tmp_path):
+    columns = {
+        "name": pa.array(["臺中公園"]),
+        "Description": pa.array(["湖心亭"]),
+        "類別": pa.array(["公園"]),
+    }
+    store = _write_store(tmp_path / "s.gpkg", columns, ["POINT (120.68 24.14)"], "Point")
+    placemark = ET.parse(_export(store, "kml", tmp_path)).find(".//kml:Placemark", KML_NS)
+    data = {d.get("name"): d.text for d in placemark.iterfind(".//kml:SimpleData", KML_NS)}
+    # GDAL's KML layers always have a "Name" field; a column "name" can only land in it
+    assert {k.casefold(): v for k, v in data.items()} == {
+        "name": "臺中公園",
+        "description": "湖心亭",
+        "類別": "公園",
+    }
+    assert data["Description"] == "湖心亭"
+    assert placemark.findtext("kml:name", namespaces=KML_NS) == "臺中公園"
+    assert placemark.find("kml:description", KML_NS) is None
+
+
 def test_kml_without_a_name_column_has_no_placemark_names(tmp_path):
     store = _write_store(
         tmp_path / "s.gpkg", {"門牌": pa.array(["一段1號"])}, ["POINT (120 23)"], "Point"

@@ -130,3 +130,16 @@ def test_config_follows_the_catalog_without_restart(ingested, tmp_path):
 )
 def test_cql2_names_in_chinese_are_quoted_for_the_parser(text, quoted):
     assert quote_identifiers(text) == quoted
+
+
+def test_document_cache_is_bounded_by_bytes_as_well_as_entries():
+    from portal.ogc.app import DocumentCache
+
+    cache = DocumentCache(size=10, max_bytes=1000)
+    for n in range(5):
+        cache.put(("doc", n), ({}, 200, b"x" * 300))
+    # 300 bytes each: only the three newest fit in 1,000 bytes
+    assert [cache.get(("doc", n)) is not None for n in range(5)] == [False, False, True, True, True]
+    cache.put(("huge",), ({}, 200, b"x" * 1001))
+    assert cache.get(("huge",)) is None
+    assert cache.get(("doc", 4)) is not None

@@ -6,6 +6,7 @@ corpus's expected.json or from pyproj, never from the code under test.
 
 from __future__ import annotations
 
+import gzip
 import json
 import urllib.error
 import urllib.parse
@@ -306,3 +307,15 @@ def test_unknown_collection_is_404(ogc):
     status, _, body = get(f"{base}/ogc/collections/no-such-layer/items?f=json")
     assert status == 404
     assert json.loads(body)["code"] == "NotFound"
+
+
+def test_cached_collections_answer_gzip_and_plain_alike(ogc, catalog_versions):
+    base = ogc[0]
+    url = f"{base}/ogc/collections?f=json"
+    plain = json.loads(urllib.request.urlopen(url, timeout=60).read())
+    for _ in range(2):  # the second answer comes from the cache, compressed once
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            assert json.loads(gzip.decompress(r.read())) == plain
+    assert {c["id"] for c in plain["collections"]} >= set(catalog_versions)

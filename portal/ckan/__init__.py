@@ -1,0 +1,1 @@
+"""The CKAN-compatible open-data portal: datasets, the Action API, search, DCAT and publishing."""
