@@ -7,6 +7,9 @@ run again) and rendered into docs/benchmarks.md with the machine and versions th
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import gzip
 import hashlib
 import importlib.util
 import json
@@ -21,10 +24,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from catalog.model import LayerVersion
     from catalog.style import Style
 
@@ -598,18 +604,20 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _running(name: str, cmd: list[str], ready: str, log: Path, env: dict | None = None):
+def _running(
+    name: str, cmd: list[str], ready: str, log: Path, env: dict | None = None, wait: float = 60
+):
     """Run a server in its own process group for the block; wait until ``ready`` answers 200.
 
     Raises:
-        RuntimeError: the server exited, or did not answer within a minute.
+        RuntimeError: the server exited, or did not answer within ``wait`` seconds.
     """
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait
         while not _answers(ready):
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-2000:]
@@ -1251,6 +1259,688 @@ def _describe_style(style: Style) -> str:
     return f"{fill} at {style.fill_opacity:.0%} opacity{outline}"
 
 
+# ---- OGC API (ogc-features, ogc-collections): geoportal /ogc vs stock pygeoapi --------------
+
+FEATURE_WINDOWS = 200  # bbox windows, the same list in the same order for both servers
+FEATURE_TARGET = 1000  # features a window holds, and the `limit` asked for
+FEATURE_TOLERANCE = 100  # a window holds FEATURE_TARGET ± this many features
+FEATURE_MAX_HALF_DEG = 0.02  # a centre needing a wider window (±~2 km) is not a dense area
+FEATURE_CLIENTS = 4  # connections of the concurrent passes
+FEATURE_WARMUP = 20  # untimed requests to each server before the first pass
+COLLECTIONS_WARM = 50  # warm GET /collections after the cold one
+CLIENT_TIMEOUT = 300  # seconds: a slow answer is latency, not an error
+#: Installed beside pygeoapi, Starlette and uvicorn (pinned to our versions) for the reference:
+#: GDAL's Python bindings (``osgeo``), which pygeoapi's OGR provider imports.
+STOCK_EXTRA = ("gdal-wheel",)
+#: pygeoapi's stock providers replacing ours in the reference's configuration.
+STOCK_FEATURE_PROVIDER = "OGR"
+STOCK_COVERAGE_PROVIDER = "rasterio"
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency percentiles of a set of requests, in milliseconds."""
+
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile of ``values``, interpolated between closest ranks.
+
+    Args:
+        values: the sample (any order).
+        q: the percentile, 0–100.
+
+    Returns:
+        The value (numpy's default "linear" method).
+
+    Raises:
+        ValueError: no values, or ``q`` outside 0–100.
+    """
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} is outside 0–100")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def latency(seconds: Sequence[float]) -> Latency:
+    """p50, p95 and p99 of request times given in seconds, in milliseconds (0.1 ms)."""
+    return Latency(*(round(percentile(seconds, q) * 1000, 1) for q in (50, 95, 99)))
+
+
+def count_in(lon: np.ndarray, lat: np.ndarray, bbox: Bbox) -> int:
+    """How many of the points lie in ``bbox`` (minx, miny, maxx, maxy), edges included."""
+    x0, y0, x1, y1 = bbox
+    return int(((lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)).sum())
+
+
+def bbox_windows(
+    lon: np.ndarray,
+    lat: np.ndarray,
+    n: int,
+    target: int = FEATURE_TARGET,
+    tolerance: int = FEATURE_TOLERANCE,
+    max_half: float = FEATURE_MAX_HALF_DEG,
+    seed: int = 6,
+) -> list[Bbox]:
+    """``n`` lon/lat windows each holding ``target`` ± ``tolerance`` of the points.
+
+    Each window is centred on a point drawn at random, so windows fall where the points are
+    dense; it is square on the ground (lon half-width = lat half-width / cos lat) and sized by
+    bisection. Corners are rounded to 6 decimals (~0.1 m) and the rounded window is the one
+    counted (edges included, as a bbox query intersects). Same arguments, same list.
+
+    Args:
+        lon: the points' longitudes.
+        lat: their latitudes.
+        n: windows wanted.
+        target: points a window should hold.
+        tolerance: how far from ``target`` a window may be.
+        max_half: largest lat half-width tried (degrees); sparser centres are skipped.
+        seed: the random draw of centres.
+
+    Returns:
+        (minx, miny, maxx, maxy) per window.
+
+    Raises:
+        ValueError: ``n`` such windows were not found in 50·n draws (too few or sparse points).
+    """
+    import numpy as np
+
+    order = np.argsort(lon, kind="stable")
+    xs, ys = np.asarray(lon, dtype=float)[order], np.asarray(lat, dtype=float)[order]
+    rng = random.Random(seed)
+    out: list[Bbox] = []
+    for _ in range(50 * n if len(xs) else 0):
+        if len(out) == n:
+            break
+        i = rng.randrange(len(xs))
+        window = _sized_window(xs, ys, (float(xs[i]), float(ys[i])), target, tolerance, max_half)
+        if window is not None:
+            out.append(window)
+    if len(out) < n:
+        raise ValueError(
+            f"found {len(out)} of {n} windows holding {target}±{tolerance} of {len(xs)} points "
+            f"within ±{max_half}°"
+        )
+    return out
+
+
+def _sorted_count(xs: np.ndarray, ys: np.ndarray, bbox: Bbox) -> int:
+    """count_in for points sorted by longitude: only the lon slice is scanned."""
+    import numpy as np
+
+    start, stop = np.searchsorted(xs, bbox[0], "left"), np.searchsorted(xs, bbox[2], "right")
+    y = ys[start:stop]
+    return int(np.count_nonzero((y >= bbox[1]) & (y <= bbox[3])))
+
+
+def _sized_window(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    centre: tuple[float, float],
+    target: int,
+    tolerance: int,
+    max_half: float,
+) -> Bbox | None:
+    """The window around ``centre`` holding ``target`` ± ``tolerance`` points, if one is found."""
+    cx, cy = centre
+    stretch = 1 / math.cos(math.radians(cy))
+
+    def box(half: float) -> Bbox:
+        x0, y0, x1, y1 = cx - half * stretch, cy - half, cx + half * stretch, cy + half
+        return round(x0, 6), round(y0, 6), round(x1, 6), round(y1, 6)
+
+    low, high = 1e-6, max_half
+    if _sorted_count(xs, ys, box(high)) < target - tolerance:
+        return None
+    for _ in range(60):
+        window = box(math.sqrt(low * high))
+        count = _sorted_count(xs, ys, window)
+        if abs(count - target) <= tolerance:
+            return window
+        low, high = (
+            (math.sqrt(low * high), high) if count < target else (low, math.sqrt(low * high))
+        )
+    return None
+
+
+def items_path(layer: str, bbox: Bbox, limit: int = FEATURE_TARGET) -> str:
+    """The OGC API - Features items request of one window as JSON, below the API's root."""
+    query = urllib.parse.urlencode(
+        {"bbox": ",".join(f"{v:.6f}" for v in bbox), "limit": str(limit), "f": "json"},
+        safe=",",
+    )
+    return f"/collections/{urllib.parse.quote(layer, safe='')}/items?{query}"
+
+
+def stock_config(config: dict, root: str, keep: set[str] | None = None) -> dict:
+    """The pygeoapi configuration geoportal generates, rewritten for stock pygeoapi.
+
+    The same collections with the same metadata, read by pygeoapi's own providers from the
+    same stored files: each Features provider becomes the OGR provider on the GeoPackage
+    (table ``features``, id ``fid``), each Coverages provider the rasterio provider on the
+    same raster. Our PMTiles tile providers (stock pygeoapi has none for PMTiles), the records
+    catalog, the processes and their job manager are geoportal plugins and are left out;
+    collections left without a provider are dropped.
+
+    Args:
+        config: a configuration from ``portal.ogc.config.build_config``.
+        root: where the stock server answers (its ``server.url``).
+        keep: collection ids to keep (default: all).
+
+    Returns:
+        A new configuration; ``config`` is not changed.
+    """
+    from pygeoapi.plugin import PLUGINS
+
+    out = copy.deepcopy({k: v for k, v in config.items() if k != "resources"})
+    out["server"]["url"] = root
+    manager = out["server"].get("manager", {}).get("name")
+    if manager is not None and manager not in PLUGINS["process_manager"]:
+        del out["server"]["manager"]  # ours (jobs of our processes): stock uses its default
+    resources: dict[str, dict] = {}
+    for rid, resource in config["resources"].items():
+        if resource.get("type") != "collection" or (keep is not None and rid not in keep):
+            continue
+        providers = [p for p in map(_stock_provider, resource.get("providers", [])) if p]
+        if providers:
+            resources[rid] = {**copy.deepcopy(resource), "providers": providers}
+    out["resources"] = resources
+    return out
+
+
+def _stock_provider(provider: dict) -> dict | None:
+    """The stock pygeoapi provider for the data of one of ours, or None when there is none."""
+    if provider["type"] == "feature":
+        stock = {
+            "type": "feature",
+            "name": STOCK_FEATURE_PROVIDER,
+            "data": {"source_type": "GPKG", "source": provider["data"]},
+            "id_field": provider["id_field"],
+            "layer": "features",
+        }
+        for key in ("storage_crs", "crs"):
+            if key in provider:
+                stock[key] = copy.deepcopy(provider[key])
+        return stock
+    if provider["type"] == "coverage":
+        return {
+            "type": "coverage",
+            "name": STOCK_COVERAGE_PROVIDER,
+            "data": provider["data"],
+            "options": copy.deepcopy(provider.get("options", {})),
+            "format": copy.deepcopy(provider["format"]),
+        }
+    return None
+
+
+def _ogc_config(home: Path, root: str) -> dict:
+    """The pygeoapi configuration geoportal serves for ``home`` at ``root`` (as /ogc does)."""
+    from catalog.db import Catalog
+    from catalog.view import CatalogView
+    from portal.ogc.config import Site, build_config
+
+    with Catalog.open(home) as catalog:
+        return build_config(CatalogView(catalog).snapshot(), Site(root, home))
+
+
+def _stock_pygeoapi() -> Path:
+    """The Python of a virtualenv with stock pygeoapi as released, for the references.
+
+    pygeoapi, Starlette and uvicorn at our versions, plus STOCK_EXTRA; installed with pip once
+    into the cache (keyed by the versions).
+
+    Raises:
+        FigureSkipped: pip could not install them.
+    """
+    from importlib.metadata import version
+
+    pins = [f"{name}=={version(name)}" for name in ("pygeoapi", "starlette", "uvicorn")]
+    venv = CACHE / f"stock-pygeoapi-{_digest([], *pins, *STOCK_EXTRA)}"
+    ready = venv / ".bench-ready"
+    if not ready.exists():
+        _clear_cache("stock-pygeoapi-")
+        print(f"   installing {' '.join(pins)} into a cached virtualenv …", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *pins, *STOCK_EXTRA]
+        done = subprocess.run(pip, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise FigureSkipped(f"pip could not install {' '.join(pip[5:])}: {done.stderr[-800:]}")
+        ready.write_text(" ".join(pins))
+    return venv / "bin" / "python"
+
+
+def _stock_openapi(python: Path, config: dict, work: Path) -> tuple[Path, Path]:
+    """Write the stock configuration and generate its OpenAPI document (`pygeoapi openapi`).
+
+    Returns:
+        (configuration file, OpenAPI file).
+    """
+    import yaml
+
+    work.mkdir(parents=True, exist_ok=True)
+    conf, oas = work / "stock-pygeoapi.yml", work / "stock-openapi.yml"
+    conf.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    cmd = [str(python.parent / "pygeoapi"), "openapi", "generate", str(conf)]
+    done = subprocess.run(
+        [*cmd, "--output-file", str(oas)], capture_output=True, text=True, env=_stock_env(conf)
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pygeoapi openapi generate failed: {done.stderr[-2000:]}")
+    return conf, oas
+
+
+def _stock_env(conf: Path, oas: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYGEOAPI_CONFIG"] = str(conf)
+    if oas is not None:
+        env["PYGEOAPI_OPENAPI"] = str(oas)
+    return env
+
+
+@contextmanager
+def _stock_server(python: Path, conf: Path, oas: Path, work: Path) -> Iterator[str]:
+    """Stock pygeoapi's Starlette app under uvicorn, SERVER_WORKERS workers; yields its URL.
+
+    The port is the one of the configuration's ``server.url`` (pygeoapi's links use it).
+    """
+    import yaml
+
+    root = yaml.safe_load(conf.read_text(encoding="utf-8"))["server"]["url"]
+    port = urllib.parse.urlsplit(root).port
+    cmd = [str(python), "-m", "uvicorn", "pygeoapi.starlette_app:APP", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(SERVER_WORKERS)]
+    cmd += ["--log-level", "warning", "--no-access-log"]
+    log = work / "stock-pygeoapi.log"
+    env = _stock_env(conf, oas)
+    # it reads and validates its whole OpenAPI document on start: slow with 577 collections
+    with _running("stock pygeoapi", cmd, f"{root}/conformance?f=json", log, env, wait=600):
+        yield root
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass over a list of requests: each one's time, the wall time and the bodies."""
+
+    seconds: tuple[float, ...]
+    wall: float
+    bodies: tuple[bytes, ...]  # as received (gzip when the server compressed)
+
+    @property
+    def rps(self) -> float:
+        """Requests answered per second of wall time."""
+        return len(self.seconds) / self.wall
+
+    def documents(self) -> list[dict]:
+        """The JSON answers, decompressed and parsed."""
+        return [json.loads(gzip.decompress(b) if b[:2] == b"\x1f\x8b" else b) for b in self.bodies]
+
+
+def request_pass(base: str, paths: list[str], clients: int = 1) -> Pass:
+    """GET every path once over ``clients`` keep-alive connections, gzip accepted.
+
+    Args:
+        base: the API root (``http://host:port/prefix``); each path is appended to it.
+        paths: the requests, taken in order by whichever connection is free.
+        clients: concurrent connections (one thread each).
+
+    Returns:
+        The pass; times run from sending the request to the last byte of the answer.
+
+    Raises:
+        RuntimeError: an answer other than 200.
+    """
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = urllib.parse.urlsplit(base)
+    local = threading.local()
+    connections: list[http.client.HTTPConnection] = []
+
+    def one(path: str) -> tuple[float, bytes]:
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=CLIENT_TIMEOUT)
+            connections.append(local.conn)
+        start = time.perf_counter()
+        local.conn.request("GET", url.path + path, headers={"Accept-Encoding": "gzip"})
+        answer = local.conn.getresponse()
+        body = answer.read()
+        seconds = time.perf_counter() - start
+        if answer.status != 200:
+            raise RuntimeError(f"{base}{path} answered {answer.status}: {body[:300]!r}")
+        return seconds, body
+
+    start = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            answers = list(pool.map(one, paths))
+    finally:
+        for conn in connections:
+            conn.close()
+    wall = time.perf_counter() - start
+    return Pass(tuple(a[0] for a in answers), wall, tuple(a[1] for a in answers))
+
+
+def _largest_point_layer(corpus: Path) -> tuple[str, int]:
+    for layer_id, count, geometry in _largest_vector_layers(corpus, 100):
+        if "point" in geometry.lower():
+            return layer_id, count
+    raise RuntimeError("the city corpus has no point layer")
+
+
+def _points(gpkg: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Longitudes and latitudes of a stored point layer, from its geometries (not the R-tree)."""
+    import pyogrio
+    import shapely
+
+    meta, table = pyogrio.read_arrow(gpkg, layer="features", columns=[])
+    column = meta["geometry_name"] or "wkb_geometry"
+    xy = shapely.get_coordinates(shapely.from_wkb(table[column].to_numpy(zero_copy_only=False)))
+    return xy[:, 0], xy[:, 1]
+
+
+def _pass_row(what: str, passes: list[Pass]) -> dict:
+    """A req/s row: median and runs, the latencies of the median run, the request count."""
+    middle = sorted(passes, key=lambda p: p.rps)[len(passes) // 2]
+    lat = latency(middle.seconds)
+    return {
+        "what": what,
+        "median": round(statistics.median(p.rps for p in passes), 1),
+        "runs": [round(p.rps, 1) for p in passes],
+        "p50_ms": lat.p50_ms,
+        "p95_ms": lat.p95_ms,
+        "p99_ms": lat.p99_ms,
+        "requests": sum(len(p.seconds) for p in passes),
+    }
+
+
+@dataclass(frozen=True)
+class Returned:
+    """What a server returned for one window: its numberReturned (None when absent), the ids."""
+
+    number_returned: int | None
+    ids: frozenset
+
+
+def _returned(documents: list[dict]) -> list[Returned]:
+    return [
+        Returned(d.get("numberReturned"), frozenset(f.get("id") for f in d["features"]))
+        for d in documents
+    ]
+
+
+def _stock_versions(python: Path) -> str:
+    code = (
+        "import pygeoapi, starlette, uvicorn; from osgeo import gdal; "
+        "print(f'pygeoapi {pygeoapi.__version__}, Starlette {starlette.__version__}, "
+        "uvicorn {uvicorn.__version__}, GDAL {gdal.__version__} (gdal-wheel)')"
+    )
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def _load_now() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+SHARED_MACHINE = (
+    "The machine's {cores} cores were shared with other work during this run (load average "
+    "{start} at the start, {end} at the end): absolute figures are noisy; both servers ran "
+    "alternately in the same conditions, so read the ratios."
+)
+
+STOCK_WHY = (
+    "Reference: stock pygeoapi ({versions}) in its own process and virtualenv, its Starlette "
+    "app under uvicorn, with a configuration generated by geoportal's "
+    "`portal.ogc.config.build_config` and then given pygeoapi's own providers "
+    "(`scripts/bench.py: stock_config`). Its `SQLiteGPKG` provider could not be used: it "
+    "loads mod_spatialite, and no Python ≥ 3.12 here (pygeoapi {pygeoapi} needs 3.12) has "
+    "sqlite3 extension loading compiled in; the OGR provider reads the same GeoPackage "
+    "through GDAL instead, with GDAL's R-tree spatial filter."
+)
+
+
+@figure
+def ogc_features(args: argparse.Namespace) -> dict:
+    """OGC API Features bbox queries of ~1,000 of the 1M points: /ogc vs stock pygeoapi (OGR)."""
+    home = _city_home()
+    layer_id, count = _largest_point_layer(_city_corpus())
+    gpkg = home / _current(home, layer_id).path
+    lon, lat = _points(gpkg)
+    windows = bbox_windows(lon, lat, FEATURE_WINDOWS)
+    expected = [min(count_in(lon, lat, w), FEATURE_TARGET) for w in windows]
+    paths = [items_path(layer_id, w) for w in windows]
+    work = WORK / "ogc-features"
+    python = _stock_pygeoapi()
+    root = f"http://127.0.0.1:{_free_port()}"
+    config = stock_config(_ogc_config(home, root), root, keep={layer_id})
+    conf, oas = _stock_openapi(python, config, work)
+    modes = (
+        ("sequential, 1 client", 1),
+        (f"{FEATURE_CLIENTS} concurrent clients", FEATURE_CLIENTS),
+    )
+    load_start = _load_now()
+    with _geoportal_server(home, work) as ours, _stock_server(python, conf, oas, work) as stock:
+        servers = {
+            "geoportal /ogc (GeoportalProvider)": ours + "/ogc",
+            f"stock pygeoapi, {STOCK_FEATURE_PROVIDER} provider (reference)": stock,
+        }
+        returned = {
+            name: _returned(request_pass(base, paths).documents()) for name, base in servers.items()
+        }
+        for base in servers.values():
+            request_pass(base, paths[:FEATURE_WARMUP], FEATURE_CLIENTS)
+        passes: dict[tuple[str, str], list[Pass]] = {}
+        for _ in range(args.repeat):
+            for mode, clients in modes:
+                for name, base in servers.items():
+                    run = request_pass(base, paths, clients)
+                    passes.setdefault((mode, name), []).append(run)
+                    lat = latency(run.seconds)
+                    print(
+                        f"   {name}, {mode}: {run.rps:.1f} req/s, p50 {lat.p50_ms} ms, "
+                        f"p95 {lat.p95_ms} ms, p99 {lat.p99_ms} ms",
+                        file=sys.stderr,
+                    )
+    rows = [_pass_row(f"{name}, {mode}", runs) for (mode, name), runs in passes.items()]
+    notes = [
+        _features_what(layer_id, count, windows, expected),
+        _same_counts(returned, expected),
+        *_ratio_notes(rows, [m for m, _ in modes]),
+        f"A Python client (http.client, keep-alive, `Accept-Encoding: gzip`, as both "
+        f"servers gzip) times each request from sending it to the last byte; "
+        f"{len(paths)} requests per pass, one pass per server and mode per round, "
+        f"{args.repeat} rounds alternating between the servers after one untimed pass (the "
+        f"count check above) and {FEATURE_WARMUP} warm-up requests; both servers with "
+        f"{SERVER_WORKERS} uvicorn worker processes, on the same {os.cpu_count()} cores "
+        "as the client. Latencies are those of the median run.",
+        STOCK_WHY.format(versions=_stock_versions(python), pygeoapi=_pygeoapi_version()),
+        SHARED_MACHINE.format(cores=os.cpu_count(), start=load_start, end=_load_now()),
+    ]
+    return {
+        "title": "OGC API Features bbox query, ~1,000 of 1M points (req/s): `/ogc` vs pygeoapi",
+        "unit": "req/s",
+        "rows": rows,
+        "notes": notes,
+    }
+
+
+def _pygeoapi_version() -> str:
+    from importlib.metadata import version
+
+    return version("pygeoapi")
+
+
+def _features_what(layer_id: str, count: int, windows: list[Bbox], expected: list[int]) -> str:
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    sides = [geod.inv(x0, y0, x0, y1)[2] for x0, y0, _, y1 in windows]
+    return (
+        f"{len(windows)} bbox windows over {layer_id} ({count:,} points), each centred on a "
+        "point drawn at random (so in the dense areas) and sized to hold "
+        f"{FEATURE_TARGET - FEATURE_TOLERANCE:,}–{FEATURE_TARGET + FEATURE_TOLERANCE:,} of "
+        "the stored points (counted from the stored geometries); sides "
+        f"{min(sides):.0f}–{max(sides):.0f} m (median {statistics.median(sides):.0f} m). Each "
+        f"request: `items?bbox=…&limit={FEATURE_TARGET}&f=json`, expecting "
+        f"{min(expected):,}–{max(expected):,} features back; the same list in the same order "
+        "for both servers."
+    )
+
+
+def _same_counts(returned: dict[str, list[Returned]], expected: list[int]) -> str:
+    """The sanity check: features returned per window, against the stored points and each other.
+
+    Features are counted in each answer; its numberReturned, where it gives one, must agree.
+    Where a window holds no more than the limit, both servers must return the same ids.
+    """
+    parts = []
+    for name, got in returned.items():
+        counts = [len(r.ids) for r in got]
+        wrong = [(i, c, e) for i, (c, e) in enumerate(zip(counts, expected, strict=True)) if c != e]
+        detail = "".join(f"; window {i}: {c} returned, {e} expected" for i, c, e in wrong[:3])
+        stated = [r.number_returned for r in got if r.number_returned is not None]
+        claim = (
+            "no numberReturned in its answers (the OGR provider sets none)"
+            if not stated
+            else f"numberReturned equal to the features sent in "
+            f"{sum(r.number_returned == len(r.ids) for r in got)} of {len(got)} answers"
+        )
+        parts.append(f"{name}: {len(got) - len(wrong)} of {len(got)} as expected{detail}, {claim}")
+    ours, ref = returned.values()
+    whole = [i for i, e in enumerate(expected) if e < FEATURE_TARGET]
+    same = sum(ours[i].ids == ref[i].ids for i in whole)
+    return (
+        "Features returned per window, checked against the stored points in it (capped at the "
+        f"limit): {'; '.join(parts)}. Of the {len(whole)} windows holding fewer than "
+        f"{FEATURE_TARGET:,} points, both servers returned the same feature ids in {same}; "
+        "windows holding more are cut at the limit in each server's own order (fid order for "
+        "geoportal, R-tree order for OGR), so those ids differ by design."
+    )
+
+
+def _ratio_notes(rows: list[dict], modes: list[str]) -> list[str]:
+    """The geoportal / reference ratios per mode; rows are (ours, reference) pairs in order."""
+    out = []
+    for i, mode in enumerate(modes):
+        ours, ref = rows[2 * i], rows[2 * i + 1]
+        out.append(
+            f"{mode}: geoportal / stock pygeoapi = {ours['median'] / ref['median']:.2f} in "
+            f"req/s ({ours['median']} vs {ref['median']}); p50 {ours['p50_ms']} vs "
+            f"{ref['p50_ms']} ms, p95 {ours['p95_ms']} vs {ref['p95_ms']} ms, p99 "
+            f"{ours['p99_ms']} vs {ref['p99_ms']} ms."
+        )
+    return out
+
+
+COLLECTIONS_PATH = "/collections?f=json"
+
+
+@figure
+def ogc_collections(args: argparse.Namespace) -> dict:
+    """GET /ogc/collections (JSON) with every city layer, cold and warm: /ogc vs stock pygeoapi."""
+    home = _city_home()
+    work = WORK / "ogc-collections"
+    python = _stock_pygeoapi()
+    root = f"http://127.0.0.1:{_free_port()}"
+    config = stock_config(_ogc_config(home, root), root)
+    conf, oas = _stock_openapi(python, config, work)
+    ours = "geoportal /ogc"
+    providers = f"{STOCK_FEATURE_PROVIDER}/{STOCK_COVERAGE_PROVIDER}"
+    ref = f"stock pygeoapi, the same layers, {providers} providers (reference)"
+    starts = {
+        ours: lambda: _prefixed(_geoportal_server(home, work), "/ogc"),
+        ref: lambda: _stock_server(python, conf, oas, work),
+    }
+    cold: dict[str, list[float]] = {name: [] for name in starts}
+    warm: dict[str, list[Pass]] = {name: [] for name in starts}
+    sizes: dict[str, tuple[int, int]] = {}
+    load_start = _load_now()
+    for _ in range(args.repeat):
+        for name, start in starts.items():
+            with start() as base:
+                first = request_pass(base, [COLLECTIONS_PATH])
+                runs = request_pass(base, [COLLECTIONS_PATH] * COLLECTIONS_WARM)
+            cold[name].append(first.seconds[0])
+            warm[name].append(runs)
+            doc = first.documents()[0]
+            sizes[name] = (len(doc["collections"]), len(first.bodies[0]))
+            lat = latency(runs.seconds)
+            print(
+                f"   {name}: cold {first.seconds[0] * 1000:.0f} ms, warm p50 {lat.p50_ms} ms, "
+                f"p95 {lat.p95_ms} ms",
+                file=sys.stderr,
+            )
+    rows = []
+    for name in starts:
+        rows.append(_ms_row(f"{name}: cold (first request after start)", cold[name]))
+        rows.append(_warm_row(f"{name}: warm ({COLLECTIONS_WARM} requests)", warm[name]))
+    return {
+        "title": "OGC API `/collections` with every city layer (ms): `/ogc` vs stock pygeoapi",
+        "unit": "ms",
+        "rows": rows,
+        "notes": [
+            *_collections_notes(rows, sizes, python, args.repeat),
+            SHARED_MACHINE.format(cores=os.cpu_count(), start=load_start, end=_load_now()),
+        ],
+    }
+
+
+@contextmanager
+def _prefixed(server: contextlib.AbstractContextManager[str], prefix: str) -> Iterator[str]:
+    with server as base:
+        yield base + prefix
+
+
+def _ms_row(what: str, seconds: list[float]) -> dict:
+    ms = [round(s * 1000, 1) for s in seconds]
+    return {"what": what, "median": round(statistics.median(ms), 1), "runs": ms}
+
+
+def _warm_row(what: str, passes: list[Pass]) -> dict:
+    """Median and runs of each pass's p50 (ms), with the percentiles of the median pass."""
+    p50s = [latency(p.seconds).p50_ms for p in passes]
+    middle = sorted(passes, key=lambda p: latency(p.seconds).p50_ms)[len(passes) // 2]
+    lat = latency(middle.seconds)
+    return {
+        "what": what,
+        "median": round(statistics.median(p50s), 1),
+        "runs": p50s,
+        "p50_ms": lat.p50_ms,
+        "p95_ms": lat.p95_ms,
+        "p99_ms": lat.p99_ms,
+    }
+
+
+def _collections_notes(
+    rows: list[dict], sizes: dict[str, tuple[int, int]], python: Path, repeat: int
+) -> list[str]:
+    (ours, (n_ours, b_ours)), (ref, (n_ref, b_ref)) = sizes.items()
+    return [
+        f"{ours}: {n_ours} collections ({b_ours / 1e3:.0f} kB gzip); {ref}: {n_ref} "
+        f"collections ({b_ref / 1e3:.0f} kB gzip). The reference has every layer geoportal "
+        "publishes as a collection with the same metadata and links, minus geoportal's own "
+        "records catalog collection; its collections carry no tiles (stock pygeoapi has no "
+        "PMTiles provider).",
+        f"Cold: geoportal {rows[0]['median']} ms vs {rows[2]['median']} ms; warm p50 "
+        f"{rows[1]['median']} vs {rows[3]['median']} ms, p95 {rows[1]['p95_ms']} vs "
+        f"{rows[3]['p95_ms']} ms (median run). Each of {repeat} rounds starts each server "
+        f"afresh ({SERVER_WORKERS} uvicorn workers), times `GET /collections?f=json` once "
+        f"(cold: the first request after the server answers its readiness probe — "
+        f"`/healthz` for geoportal, `/conformance` for pygeoapi), then {COLLECTIONS_WARM} "
+        "more on one keep-alive connection (warm), gzip accepted.",
+        STOCK_WHY.format(versions=_stock_versions(python), pygeoapi=_pygeoapi_version()),
+    ]
+
+
 def machine() -> dict:
     """The machine and versions the figures ran on."""
     cpu = platform.processor() or ""
@@ -1297,7 +1987,11 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-LATENCIES = (("p50_ms", "p50 latency (ms)"), ("p99_ms", "p99 latency (ms)"))
+LATENCIES = (
+    ("p50_ms", "p50 latency (ms)"),
+    ("p95_ms", "p95 latency (ms)"),
+    ("p99_ms", "p99 latency (ms)"),
+)
 
 
 def _table(record: dict) -> list[str]:

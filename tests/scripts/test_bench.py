@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,13 +24,16 @@ from pathlib import Path
 
 import geopandas as gpd
 import mercantile
+import numpy as np
+import pyogrio
 import pytest
 import shapely
 from PIL import Image
 from pmtiles.reader import MmapSource, all_tiles
-from pyproj import Transformer
+from pyproj import Geod, Transformer
 
 from catalog.style import parse_style
+from tests.portal.conftest import ingested  # noqa: F401 (the small corpus, ingested)
 from tiles.build import tippecanoe_binary
 from tiles.render import scale_denominator
 
@@ -341,3 +345,197 @@ def test_render_writes_each_figure_in_its_unit():
     )
     assert "| what | median (req/s) | runs (req/s) | p50 latency (ms) | p99 latency (ms) |" in text
     assert "| ref | 1800.0 | 1800.0 | 1.2 | 4.4 |" in text
+
+
+# ---- OGC API: latency percentiles, bbox windows, the stock pygeoapi config, the client ---------
+
+
+def test_percentile_interpolates_as_numpy_does():
+    rng = np.random.default_rng(3)
+    values = list(rng.exponential(0.05, 201))
+    for q in (0, 1, 50, 95, 99, 100):
+        assert bench.percentile(values, q) == pytest.approx(np.percentile(values, q))
+    assert bench.percentile([4.0], 95) == 4.0
+    lat = bench.latency([0.010, 0.020, 0.030, 0.040, 1.0])
+    assert (lat.p50_ms, lat.p95_ms) == (
+        30.0,
+        pytest.approx(np.percentile([10, 20, 30, 40, 1000], 95), abs=0.05),
+    )
+
+
+def test_percentile_refuses_no_values_and_out_of_range_q():
+    with pytest.raises(ValueError, match="no values"):
+        bench.percentile([], 50)
+    with pytest.raises(ValueError, match="outside 0–100"):
+        bench.percentile([1.0], 101)
+
+
+@pytest.fixture(scope="module")
+def clustered() -> tuple[np.ndarray, np.ndarray]:
+    """60,000 points over Taichung: three dense town centres and a sparse countryside."""
+    rng = np.random.default_rng(11)
+    towns = [(120.68, 24.15, 0.01), (120.72, 24.26, 0.006), (120.58, 24.10, 0.015)]
+    lon = [rng.normal(x, s, 18_000) for x, _, s in towns] + [rng.uniform(120.46, 121.45, 6_000)]
+    lat = [rng.normal(y, s, 18_000) for _, y, s in towns] + [rng.uniform(23.99, 24.44, 6_000)]
+    return np.concatenate(lon), np.concatenate(lat)
+
+
+def test_bbox_windows_hold_the_target_count_and_are_square_on_the_ground(clustered):
+    lon, lat = clustered
+    windows = bench.bbox_windows(lon, lat, 40, target=500, tolerance=50, max_half=0.02)
+    assert len(windows) == 40
+    points = shapely.points(lon, lat)
+    geod = Geod(ellps="WGS84")
+    for x0, y0, x1, y1 in windows:
+        # counted independently: a bbox query intersects, so points on an edge count
+        inside = int(shapely.intersects(shapely.box(x0, y0, x1, y1), points).sum())
+        assert 450 <= inside <= 550
+        assert all(round(v, 6) == v for v in (x0, y0, x1, y1))
+        width = geod.inv(x0, (y0 + y1) / 2, x1, (y0 + y1) / 2)[2]
+        height = geod.inv(x0, y0, x0, y1)[2]
+        assert width == pytest.approx(height, rel=0.01)
+        assert height <= 2 * 0.02 * 111_000  # within max_half: a dense area
+    assert windows == bench.bbox_windows(lon, lat, 40, target=500, tolerance=50, max_half=0.02)
+
+
+def test_bbox_windows_say_when_the_points_are_too_sparse(clustered):
+    lon, lat = clustered
+    with pytest.raises(ValueError, match="windows holding 5000±10"):
+        bench.bbox_windows(lon, lat, 5, target=5000, tolerance=10, max_half=0.001)
+    with pytest.raises(ValueError, match="of 0 points"):
+        bench.bbox_windows(np.array([]), np.array([]), 1)
+
+
+def test_items_path_is_a_bbox_query_with_the_limit():
+    path = bench.items_path("門牌 points", (120.1, 24.2, 120.3, 24.4), limit=1000)
+    split = urllib.parse.urlsplit(path)
+    assert urllib.parse.unquote(split.path) == "/collections/門牌 points/items"
+    query = urllib.parse.parse_qs(split.query)
+    assert query == {
+        "bbox": ["120.100000,24.200000,120.300000,24.400000"],
+        "limit": ["1000"],
+        "f": ["json"],
+    }
+
+
+@pytest.fixture(scope="module")
+def served_config(ingested) -> tuple[dict, Path]:  # noqa: F811 (the imported fixture)
+    """The generated pygeoapi config of the small corpus (before the stock rewrite)."""
+    return bench._ogc_config(ingested, "http://127.0.0.1:8000"), ingested
+
+
+def test_stock_config_serves_every_layer_from_its_stored_file_with_stock_providers(served_config):
+    from pygeoapi.plugin import PLUGINS, load_plugin
+
+    from catalog.db import Catalog
+    from catalog.view import CatalogView
+    from portal.ogc.config import validate
+
+    config, home = served_config
+    before = json.dumps(config, sort_keys=True, default=str)
+    stock = bench.stock_config(config, "http://127.0.0.1:5999")
+    assert json.dumps(config, sort_keys=True, default=str) == before  # not changed in place
+    validate(stock)  # pygeoapi's own schema
+    assert stock["server"]["url"] == "http://127.0.0.1:5999"
+    assert "portal." not in json.dumps(stock, default=str)  # nothing of ours left to import
+    with Catalog.open(home) as catalog:
+        published = list(CatalogView(catalog).snapshot().published())
+    stored = {layer.id: (version.kind, home / version.path) for layer, version in published}
+    expected = {lid for lid, (kind, _) in stored.items() if kind in ("vector", "raster")}
+    assert set(stock["resources"]) == expected
+    for lid, resource in stock["resources"].items():
+        kind, path = stored[lid]
+        (provider,) = resource["providers"]
+        assert provider["name"] in PLUGINS["provider"]
+        assert resource["title"] == config["resources"][lid]["title"]
+        if kind == "vector":
+            assert provider["name"] == "OGR"
+            assert Path(provider["data"]["source"]) == path
+            # what the OGR provider opens: the layer by name, its FID column as the id
+            info = pyogrio.read_info(path, layer=provider["layer"])
+            assert info["fid_column"] == provider["id_field"]
+        else:
+            assert provider["name"] == "rasterio" and Path(provider["data"]) == path
+            coverage = load_plugin("provider", provider)  # stock provider, really opened
+            assert coverage.axes
+
+
+def test_stock_config_keeps_only_the_asked_collections(served_config):
+    config, _ = served_config
+    stock = bench.stock_config(config, "http://127.0.0.1:5999", keep={"door-plates"})
+    assert list(stock["resources"]) == ["door-plates"]
+
+
+class _Json(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: Counter
+
+    def do_GET(self):
+        self.seen[self.path] += 1
+        body = json.dumps({"numberReturned": len(self.path), "path": self.path}).encode()
+        status = 404 if self.path.endswith("/missing") else 200
+        self.send_response(status)
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def json_server():
+    handler = type("Handler", (_Json,), {"seen": Counter()})
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler.seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("clients", [1, 4])
+def test_request_pass_asks_each_path_once_and_keeps_the_answers_in_order(json_server, clients):
+    base, seen = json_server
+    paths = [f"/collections/x/items?bbox={i},0,{i + 1},1" for i in range(30)]
+    run = bench.request_pass(base + "/ogc", paths, clients)
+    assert seen == Counter("/ogc" + p for p in paths)
+    assert [d["path"] for d in run.documents()] == ["/ogc" + p for p in paths]
+    assert all(b[:2] == b"\x1f\x8b" for b in run.bodies)  # gzip was asked for
+    assert len(run.seconds) == 30 and all(s > 0 for s in run.seconds)
+    assert run.rps == pytest.approx(30 / run.wall)
+
+
+def test_request_pass_fails_on_an_error_answer(json_server):
+    base, _ = json_server
+    with pytest.raises(RuntimeError, match="answered 404"):
+        bench.request_pass(base, ["/ok", "/missing"])
+
+
+def test_render_shows_p95_when_a_figure_has_it():
+    record = {
+        "title": "Latency",
+        "unit": "ms",
+        "rows": [
+            {
+                "what": "ours",
+                "median": 5.0,
+                "runs": [5.0],
+                "p50_ms": 5.0,
+                "p95_ms": 7.5,
+                "p99_ms": 9.0,
+            }
+        ],
+        "notes": [],
+        "when": "now",
+        "machine": {"cores": 2},
+    }
+    text = bench.render({"x": record})
+    assert (
+        "| median (ms) | runs (ms) | p50 latency (ms) | p95 latency (ms) | p99 latency (ms) |"
+        in text
+    )
+    assert "| ours | 5.0 | 5.0 | 5.0 | 7.5 | 9.0 |" in text
