@@ -181,7 +181,15 @@ def links(layer: Layer, version: LayerVersion, site: Site) -> list[dict]:
             "href": f"{r}/tiles/{lid}.json",
         },
     ]
-    if raster:  # whole-layer downloads are vector and table exports
+    if raster:  # the stored Cloud-Optimized GeoTIFF is the raster's download
+        out.append(
+            {
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "rel": "alternate",
+                "title": "下載 GeoTIFF Download GeoTIFF",
+                "href": f"{r}/download/{lid}.tif",
+            }
+        )
         return out
     for ext, (media, name) in DOWNLOADS.items():
         out.append(

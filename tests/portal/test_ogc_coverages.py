@@ -111,3 +111,20 @@ def test_bad_coverage_requests_are_ogc_exceptions_not_500(ogc, query):
     base, _ = ogc
     status, _, body = get(f"{base}/ogc/collections/dem-20m/coverage?{query}")
     assert 400 <= status < 500, (status, body[:300])
+
+
+@pytest.mark.parametrize("layer", DEMS)
+def test_raster_collection_links_to_its_geotiff_download(ogc, stored, layer):
+    base, _ = ogc
+    status, _, body = get(f"{base}/ogc/collections/{layer}?f=json")
+    assert status == 200
+    links = [
+        link
+        for link in json.loads(body)["links"]
+        if link["href"].endswith(f"/download/{layer}.tif")
+    ]
+    assert len(links) == 1 and links[0]["type"].startswith("image/tiff")
+    status, _, tif = get(links[0]["href"])
+    assert status == 200
+    with open(stored[layer], "rb") as f:
+        assert tif == f.read()
