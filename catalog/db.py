@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import TracebackType
@@ -765,11 +766,17 @@ class Catalog:
 
 
 def _put_agency(conn: Connection, agency: Agency) -> None:
-    """Insert or update an agency; re-index its layers' agency tokens when titles change."""
+    """Insert or update an agency; re-index its layers' agency tokens when titles change.
+
+    An agency given without an English title keeps the one stored (a manifest entry names the
+    agency in Chinese only; the English title comes from elsewhere, e.g. the portal's API).
+    """
     row = conn.execute(select(agencies).where(agencies.c.name == agency.name)).first()
     if row is None:
         conn.execute(insert(agencies).values(**_agency_values(agency)))
         return
+    if not agency.title_en and row.title_en:
+        agency = replace(agency, title_en=row.title_en)
     if (row.title, row.title_en) == (agency.title, agency.title_en):
         return
     conn.execute(

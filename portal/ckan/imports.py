@@ -1206,6 +1206,7 @@ def record(
             store.put_organization(org)
             counts["organizations_created"] += 1
     used = set(reserved)
+    pending: list[Dataset] = []
     for dataset in result.datasets:
         old = by_key.get(_extra(dataset, "source_key"))
         if old is not None:
@@ -1215,19 +1216,20 @@ def record(
             counts["renamed"] += name != dataset.name
             dataset = _renamed(dataset, name) if name != dataset.name else dataset
         used.add(dataset.name)
-        counts[_store_one(store, dataset, old)] += 1
+        status, write = _outcome(dataset, old)
+        counts[status] += 1
+        if write is not None:
+            pending.append(write)
+    store.put_datasets(pending)  # one transaction: all of the file's datasets, or none
     return RecordCounts(**{k: counts[k] for k in RecordCounts.__dataclass_fields__})
 
 
-def _store_one(store: PortalStore, dataset: Dataset, old: Dataset | None) -> str:
+def _outcome(dataset: Dataset, old: Dataset | None) -> tuple[str, Dataset | None]:
+    """("created" | "updated" | "unchanged", the dataset to write or None)."""
     if old is None:
-        store.put_dataset(dataset)
-        return "created"
+        return "created", dataset
     merged = _merged(dataset, old)
-    if _same(merged, old):
-        return "unchanged"
-    store.put_dataset(merged)
-    return "updated"
+    return ("unchanged", None) if _same(merged, old) else ("updated", merged)
 
 
 # ---------------------------------------------------------------------------------------------

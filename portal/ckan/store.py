@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -64,6 +65,11 @@ from portal.ckan.model import (
     Resource,
     User,
 )
+
+log = logging.getLogger("portal.ckan")
+
+#: Key prefix, in ``portal_meta``, of an upload's claim on a layer id (see ``claim_layer``).
+_CLAIM = "adopt:"
 
 #: PostgreSQL advisory lock serialising portal writes across processes.
 _PG_PORTAL_LOCK = 0x706F7274616C  # "portal"
@@ -265,6 +271,12 @@ def _row_to_user(row: Row[Any]) -> User:
     )
 
 
+def _with_id(dataset: Dataset, dataset_id: str) -> Dataset:
+    """The dataset under another id (its resources pointing at it)."""
+    resources = tuple(replace(r, package_id=dataset_id) for r in dataset.resources)
+    return replace(dataset, id=dataset_id, resources=resources)
+
+
 def _same_content(a: Dataset, b: Dataset) -> bool:
     """Equal but for the timestamps (a rewrite would change nothing a client sees)."""
     return replace(a, metadata_created=None, metadata_modified=None) == replace(
@@ -313,12 +325,13 @@ class PortalStore:
         self._engine.dispose()
 
     @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[Connection]:
+    def transaction(self, *, write: bool = True, bump: bool = True) -> Iterator[Connection]:
         """One transaction, committed at the end; a write bumps the portal's revision.
 
         Args:
             write: take the write lock (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL advisory
                 lock) and bump the revision counter.
+            bump: with ``write``, bump the revision (False for bookkeeping no client sees).
 
         Yields:
             The connection.
@@ -334,7 +347,7 @@ class PortalStore:
                     if write and conn.dialect.name == "postgresql":
                         conn.execute(select(func.pg_advisory_xact_lock(_PG_PORTAL_LOCK)))
                     yield conn
-                    if write:
+                    if write and bump:
                         _bump(conn)
         except StatementError as exc:
             raise StoreError(f"the portal database failed: {exc.orig}") from exc
@@ -944,32 +957,114 @@ class PortalStore:
 
         A layer dataset is rewritten only when :func:`portal.ckan.layers.dataset_of_layer`
         gives something different from what is stored; what clients added through the API
-        (groups, extras, resources) is kept by it. Organizations of new agencies exist
-        already (the catalog writes the agency rows).
+        (groups, extras, resources) is kept by it, and so is the stored dataset's id.
+        Organizations of new agencies exist already (the catalog writes the agency rows).
+
+        A new layer whose id is the name of a dataset that presents no layer (one from a
+        catalog export, or made through the API) takes that name: the dataset becomes the
+        layer's when an upload to it claimed the layer (:meth:`claim_layer`), else it is
+        renamed (:func:`free_name`), keeping its id, and the rename is logged.
 
         Args:
             snapshot: the catalog view's snapshot.
 
         Returns:
-            How many datasets were written or marked deleted.
+            How many datasets were written, renamed or marked deleted.
         """
-        existing = {
-            d.layer_id: d for d in self.datasets(include_deleted=True) if d.layer_id is not None
-        }
+        stored = self.datasets(include_deleted=True)
+        existing = {d.layer_id: d for d in stored if d.layer_id is not None}
+        names = {d.name: d for d in stored}
+        claims = self.layer_claims()
         changed = 0
         for layer, version in snapshot.published():
             old = existing.pop(layer.id, None)
+            other = names.get(layer.id)
+            if old is None and other is not None and other.layer_id is None:
+                if layer.id in claims:
+                    old = other  # an upload made this dataset the layer's
+                else:
+                    self._rename_for_layer(other, layer.id, names)
+                    changed += 1
             new = dataset_of_layer(layer, version, old)
+            if old is not None:
+                new = _with_id(new, old.id)
             if old is not None and old.state == "deleted":
                 new = replace(new, state="active")
             if old is None or not _same_content(new, old):
                 self.put_dataset(new)
                 changed += 1
+            if layer.id in claims:
+                self.release_layer_claim(layer.id)
         for ds in existing.values():
             if ds.state != "deleted":
                 self.delete_dataset(ds.id)
                 changed += 1
         return changed
+
+    def _rename_for_layer(self, dataset: Dataset, layer_id: str, names: dict[str, Dataset]) -> None:
+        """Give the name ``layer_id`` up to the layer of that id (the dataset keeps its id)."""
+        name = free_name(dataset, names)
+        self.put_dataset(replace(dataset, name=name), touch=False)
+        names.pop(dataset.name, None)
+        names[name] = replace(dataset, name=name)
+        log.warning(
+            "portal: dataset %s (%s) renamed %r → %r: the new catalog layer %r takes its name",
+            dataset.id,
+            dataset.source,
+            dataset.name,
+            name,
+            layer_id,
+        )
+
+    def claim_layer(self, layer_id: str) -> None:
+        """Note that an upload is making the non-layer dataset named ``layer_id`` a layer's.
+
+        :meth:`sync_layers` then gives the new layer that dataset (its id, resources and what
+        clients set) instead of renaming it. The claim is bookkeeping no client sees (no
+        revision bump); it is released by the sync that uses it or by
+        :meth:`release_layer_claim`.
+
+        Args:
+            layer_id: the layer id (= the dataset's name).
+        """
+        key = _CLAIM + layer_id
+        with self.transaction(bump=False) as conn:
+            if conn.scalar(select(portal_meta.c.key).where(portal_meta.c.key == key)) is None:
+                conn.execute(insert(portal_meta).values(key=key, value=1))
+
+    def release_layer_claim(self, layer_id: str) -> None:
+        """Drop an upload's claim on a layer id (see :meth:`claim_layer`).
+
+        Args:
+            layer_id: the layer id.
+        """
+        with self.transaction(bump=False) as conn:
+            conn.execute(delete(portal_meta).where(portal_meta.c.key == _CLAIM + layer_id))
+
+    def layer_claims(self) -> set[str]:
+        """The layer ids uploads have claimed (see :meth:`claim_layer`)."""
+        with self.transaction(write=False) as conn:
+            keys = conn.scalars(select(portal_meta.c.key).where(portal_meta.c.key.like("adopt:%")))
+            return {k[len(_CLAIM) :] for k in keys}
+
+
+def free_name(dataset: Dataset, names: Mapping[str, Dataset]) -> str:
+    """The name a dataset moves to when a catalog layer takes its name (deterministic).
+
+    ``<name>-dataset`` when free, else ``<name>-dataset-<6 hex of sha1(id)>`` (longer hashes
+    while taken); at most 100 characters, CKAN's limit.
+
+    Args:
+        dataset: the dataset giving its name up.
+        names: the names in use.
+
+    Returns:
+        The new name.
+    """
+    digest = hashlib.sha1(dataset.id.encode()).hexdigest()
+    candidates = [f"{dataset.name[:92]}-dataset"]
+    candidates += [f"{dataset.name[: 84 - n]}-dataset-{digest[:n]}" for n in range(6, 41, 2)]
+    return next(c for c in candidates if c not in names)
 
 
 # -- helpers (inside a transaction) ----------------------------------------------------------

@@ -42,6 +42,14 @@ def test_agencies_are_inserted_updated_and_listed_by_name(catalog: Catalog):
     ]
 
 
+def test_an_agency_written_without_english_keeps_its_english_title(catalog: Catalog):
+    catalog.upsert_agency(Agency("transportation", "臺中市政府交通局", "Transportation Bureau"))
+    catalog.upsert_agency(Agency("transportation", "臺中市政府交通局"))  # as a manifest names it
+    assert catalog.agencies() == [
+        Agency("transportation", "臺中市政府交通局", "Transportation Bureau")
+    ]
+
+
 # -- layers --------------------------------------------------------------------------------------
 
 

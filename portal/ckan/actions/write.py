@@ -7,10 +7,12 @@ description, category, update frequency, licence, extent, tags) and the resource
 from it (downloads and services) follow the layer and are not changed through the API;
 privacy, contacts, groups, extras and added resources are the API's.
 
-An uploaded file (multipart field ``upload``) is stored under
-``<home>/uploads/<resource id>/<file name>`` and served at
-``/dataset/<dataset id>/resource/<resource id>/download/<file name>``; :func:`on_upload` is
-the one hook every upload goes through once it is stored.
+An uploaded file (multipart field ``upload``) is staged, then goes through :func:`on_upload`,
+the one hook every upload goes through: a spatial or tabular file is ingested into the
+dataset's layer by :mod:`portal.ckan.upload` (the action's result then carries the ingest
+report under ``ingest``; a refused file is a 409 and changes nothing). A kept file lives under
+``<home>/uploads/<resource id>/<file name>`` and is served at
+``/dataset/<dataset id>/resource/<resource id>/download/<file name>``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from portal.ckan import dicts
+from portal.ckan import dicts, upload
 from portal.ckan.actions.registry import (
     Context,
     Schema,
@@ -39,7 +41,10 @@ from portal.ckan.actions.registry import (
 )
 from portal.ckan.errors import NotFound, ValidationError
 from portal.ckan.model import ROLES, Dataset, Group, Membership, Organization, Resource
-from portal.ckan.store import PortalStore
+from portal.ckan.upload import UploadOutcome
+
+if TYPE_CHECKING:
+    from portal.ckan.api import Portal
 
 #: Text fields of a dataset a client sets directly.
 _DATASET_TEXT = (
@@ -322,35 +327,34 @@ def safe_filename(name: str) -> str:
     return name or "upload"
 
 
-def on_upload(store: PortalStore, dataset: Dataset, resource: Resource, path: Path) -> Resource:
-    """What happens to every uploaded file once stored: it is recorded as the resource.
+def on_upload(portal: Portal, dataset: Dataset, resource: Resource, path: Path) -> UploadOutcome:
+    """What happens to every uploaded file once staged (see :mod:`portal.ckan.upload`).
 
-    The hook where spatial uploads are to go through the ingest pipeline (issue #7 item 7);
-    today it stores the resource as it is.
+    A spatial or tabular file goes through the ingest pipeline and becomes a new version of
+    the dataset's layer (the dataset becomes a layer dataset when it was none), the resource
+    keeping the report in its ``ingest_report`` extra; any other file is stored as it is. A
+    refused file changes nothing.
 
     Args:
-        store: the portal store.
+        portal: the portal (store, data home, catalog view).
         dataset: the resource's dataset.
         resource: the resource, its ``url`` the file's download path.
-        path: the stored file.
+        path: the staged file (moved into ``<home>/uploads/<resource id>/`` when kept).
 
     Returns:
-        The resource as stored.
+        The stored resource, with the ingest report for ingested files.
+
+    Raises:
+        ValidationError: the pipeline refused the file (messages under ``upload``).
     """
-    return store.put_resource(resource)
+    return upload.receive(portal, dataset, resource, path)
 
 
-def _store_upload(ctx: Context, ds: Dataset, res: Resource) -> Resource:
-    """Store ``ctx.files["upload"]`` for ``res`` and point the resource at it."""
-    upload = ctx.files["upload"]
-    name = safe_filename(upload.filename)
-    folder = ctx.home / UPLOADS / res.id
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    path = folder / name
-    with path.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, 1 << 20)
+def _store_upload(ctx: Context, ds: Dataset, res: Resource) -> UploadOutcome:
+    """Stage ``ctx.files["upload"]`` for ``res``, point the resource at it, and take it in."""
+    file = ctx.files["upload"]
+    name = safe_filename(file.filename)
+    path = upload.stage(ctx.home, file.file, name)
     res = replace(
         res,
         kind="upload",
@@ -361,23 +365,33 @@ def _store_upload(ctx: Context, ds: Dataset, res: Resource) -> Resource:
         name=res.name or name,
         last_modified=_now(),
     )
-    return on_upload(ctx.store, ds, res, path)
+    return on_upload(ctx.portal, ds, res, path)
 
 
 def _put_resource(ctx: Context, ds: Dataset, res: Resource) -> dict:
-    stored = _store_upload(ctx, ds, res) if "upload" in ctx.files else ctx.store.put_resource(res)
+    if "upload" in ctx.files:
+        outcome = _store_upload(ctx, ds, res)
+    else:
+        outcome = UploadOutcome(ctx.store.put_resource(res))
     ctx.portal.invalidate()
-    return dicts.resource_dict(stored, ctx.base_url, ctx.store.dataset(ds.id))
+    out = dicts.resource_dict(outcome.resource, ctx.base_url, ctx.store.dataset(ds.id))
+    if outcome.report is not None:
+        out["ingest"] = outcome.report
+    return out
 
 
 def resource_create(ctx: Context, data: dict) -> dict:
     """Add a resource to a dataset: a link (``url``) or a file (multipart field ``upload``).
 
+    A spatial file (shapefile zip, GeoJSON, KML/KMZ, GeoPackage, GeoTIFF, TopoJSON, CSV) is
+    ingested as a new version of the dataset's layer; the result's ``ingest`` is the report.
+
     Args:
         ctx: the context.
         data: ``package_id`` (dataset id or name), ``url`` (unless a file is uploaded),
             ``name``, ``format``, ``description``, ``mimetype``, ``size``, ``encoding``;
-            other keys are kept as resource extras.
+            other keys are kept as resource extras (``layer``, ``crs``, ``x``, ``y`` are
+            also read as ingest options of an uploaded file).
 
     Returns:
         The created resource dict.

@@ -219,3 +219,82 @@ def test_datastore_tables_on_both_databases(store, tmp_path):
         from sqlalchemy import inspect
 
         assert not [t for t in inspect(conn).get_table_names() if t.startswith("datastore_")]
+
+
+def test_a_write_without_touch_keeps_metadata_modified(store):
+    stored = store.put_dataset(_dataset())
+    labelled = store.put_dataset(replace(stored, extras=(("quality_label", "pass"),)), touch=False)
+    assert labelled.metadata_modified == stored.metadata_modified
+    assert dict(labelled.extras) == {"quality_label": "pass"}
+    assert store.put_dataset(labelled).metadata_modified > stored.metadata_modified
+
+
+def test_put_datasets_is_one_transaction(store):
+    marker = store.change_marker()
+    many = [_dataset(name=f"bulk-{i:04d}") for i in range(300)]
+    assert store.put_datasets(many) == 300
+    assert store.change_marker() == marker + 1  # one revision for the whole batch
+    assert {d.name for d in store.datasets()} == {d.name for d in many}
+    assert store.dataset("bulk-0042").resources[0].url == "https://x.tw/a.csv"
+    clash = [_dataset(name="bulk-new"), _dataset(name="bulk-0001"), _dataset(name="bulk-z")]
+    with pytest.raises(ValidationError) as caught:
+        store.put_datasets(clash)  # bulk-0001 is taken by another dataset: nothing is stored
+    assert "bulk-0001" in str(caught.value.errors["name"])
+    assert {"bulk-new", "bulk-z"}.isdisjoint(d.name for d in store.datasets())
+    assert store.change_marker() == marker + 1
+
+
+def _publish_copy(home, layer_id: str) -> None:
+    """A new catalog layer ``layer_id``: a copy of the first published layer and its version."""
+    with Catalog.open(home) as catalog:
+        source = next(lyr for lyr in catalog.layers() if lyr.current_version)
+        version = catalog.current(source.id)
+        catalog.upsert_layer(replace(source, id=layer_id, title="新圖層"))
+        catalog.publish_version(replace(version, layer_id=layer_id))
+
+
+def test_a_new_layer_takes_its_name_from_a_plain_dataset(ingested, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(ingested, home)
+    sync(home)
+    store = PortalStore.open(home)
+    try:
+        org = store.datasets()[0].owner_org
+        plain = store.put_dataset(_dataset(name="bus-stops", org=org, source="catalog-export"))
+        store.put_dataset(_dataset(name="bus-stops-dataset", org=org))  # the first choice: taken
+        _publish_copy(home, "bus-stops")
+        assert sync(home) == 2  # the rename and the layer's dataset
+        layer_ds = store.dataset("bus-stops")
+        assert layer_ds.layer_id == "bus-stops" and layer_ds.id != plain.id
+        moved = store.dataset(plain.id)  # same id, new name, nothing else changed
+        digest = hashlib.sha1(plain.id.encode()).hexdigest()
+        assert moved.name == f"bus-stops-dataset-{digest[:6]}"
+        assert moved.layer_id is None and moved.resources == plain.resources
+        assert sync(home) == 0
+    finally:
+        store.close()
+
+
+def test_a_claimed_plain_dataset_becomes_the_layer_dataset(ingested, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(ingested, home)
+    sync(home)
+    store = PortalStore.open(home)
+    try:
+        org = store.datasets()[0].owner_org
+        plain = store.put_dataset(_dataset(name="new-roads", org=org, private=True))
+        marker = store.change_marker()
+        store.claim_layer("new-roads")
+        assert store.change_marker() == marker  # bookkeeping no client sees
+        assert store.layer_claims() == {"new-roads"}
+        _publish_copy(home, "new-roads")
+        sync(home)
+        adopted = store.dataset("new-roads")
+        assert adopted.id == plain.id and adopted.layer_id == "new-roads"
+        assert adopted.private is True  # what the API set is kept
+        assert plain.resources[0].id in {r.id for r in adopted.resources}
+        assert any(r.generated for r in adopted.resources)
+        assert store.layer_claims() == set()
+        assert sync(home) == 0
+    finally:
+        store.close()
