@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from geoportal.options import err, progress
 from geoportal.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True)
 
 
 def check(
@@ -139,7 +138,7 @@ def _run(
             lid: [f.name for f in version.fields] for lid, version in snapshot.versions.items()
         }
         fetcher = _fetcher(settings, base_url, policy, datasets)
-        with _progress(as_json) as bar:
+        with progress(as_json) as bar:
             task = bar.add_task("check", total=len(datasets), current="")
             reports = check_datasets(
                 datasets,
@@ -149,7 +148,7 @@ def _run(
                 progress=lambda name: bar.update(task, advance=1, current=name),
             )
         for report in reports:  # re-read: the dataset may have been edited meanwhile
-            store.put_dataset(with_quality(store.dataset(report.dataset_id), report))
+            store.put_dataset(with_quality(store.dataset(report.dataset_id), report), touch=False)
     finally:
         store.close()
     return reports
@@ -187,19 +186,6 @@ def _fetcher(
 
     app = create_app(settings)
     return Fetcher(policy, app=AppTransport(app, f"http://{settings.host}:{settings.port}"))
-
-
-def _progress(as_json: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[current]}"),
-        console=err,
-        disable=as_json or not err.is_terminal,
-        transient=False,
-    )
 
 
 def _summary(reports: list[QualityReport]) -> dict:

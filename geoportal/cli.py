@@ -1,8 +1,7 @@
 """The `geoportal` command line.
 
 Every command takes ``--home`` (or ``GEOPORTAL_HOME``) and ``--json``; it exits non-zero on
-failure. A command whose feature is not part of this version says which issue tracks it and
-exits 2 without pretending to work.
+failure (1; 2 for a command line typer cannot parse).
 """
 
 from __future__ import annotations
@@ -12,11 +11,10 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from geoportal import __version__
 from geoportal.check import check
+from geoportal.options import HomeOpt, JobsOpt, JsonOpt, err, progress
 from geoportal.settings import Settings, load_settings
 from geoportal.users import user_app
 
@@ -33,23 +31,8 @@ app.add_typer(tiles_app, name="tiles")
 app.add_typer(user_app, name="user")
 app.command("check")(check)
 
-err = Console(stderr=True)
-
-# Exit codes: 0 ok, 1 the work failed, 2 the command is not available in this version.
+# Exit codes: 0 ok, 1 the work failed (typer itself exits 2 on a bad command line).
 EXIT_FAILED = 1
-EXIT_UNAVAILABLE = 2
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="GEOPORTAL_HOME",
-        help="Data home (default ./geoportal-home).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0 = cores).")]
 
 
 def _settings(home: Path | None) -> Settings:
@@ -60,37 +43,6 @@ def _fail(command: str, error: Exception) -> NoReturn:
     """Say what failed (the error names the input) and exit 1."""
     err.print(f"geoportal {command}: {error}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_FAILED) from error
-
-
-def _unavailable(command: str, issue: int, what: str, as_json: bool) -> None:
-    """Say plainly that ``command`` is not in this version, and exit 2."""
-    message = (
-        f"geoportal {command}: {what} is not part of this version yet "
-        f"(tracked in issue #{issue}); nothing was done."
-    )
-    if as_json:
-        print(
-            json.dumps(
-                {"command": command, "status": "unavailable", "issue": issue, "message": message},
-                ensure_ascii=False,
-            )
-        )
-    else:
-        err.print(message, markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_UNAVAILABLE)
-
-
-def _progress(as_json: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[current]}"),
-        console=err,
-        disable=as_json or not err.is_terminal,
-        transient=False,
-    )
 
 
 @app.callback(invoke_without_command=True)
@@ -119,7 +71,7 @@ def sample(
     settings = _settings(home)
     try:
         total = len(plan(scale, layers, seed))
-        with _progress(as_json) as bar:
+        with progress(as_json) as bar:
             task = bar.add_task("sample", total=total, current="")
             result = generate(
                 out,
@@ -178,7 +130,6 @@ def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None
     datasets (portal.ckan.imports), stored after the layers.
     """
     from catalog.db import Catalog
-    from catalog.view import CatalogView
     from geoportal import report
     from ingest.errors import ManifestError
     from ingest.manifest import load_specs, slugify
@@ -186,7 +137,6 @@ def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None
     from portal.ckan import imports
     from portal.ckan.errors import CkanError
     from portal.ckan.store import PortalStore
-    from portal.downloads import prune_downloads
 
     layer_sources, catalog_sources = imports.split_sources(sources)
     try:
@@ -200,7 +150,7 @@ def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None
                 )
             )
         _fail("ingest", e)
-    with Catalog.open(settings.home, settings.catalog_url) as catalog, _progress(as_json) as bar:
+    with Catalog.open(settings.home, settings.catalog_url) as catalog, progress(as_json) as bar:
         task = bar.add_task("ingest", total=len(loaded.specs), current="")
         run = run_ingest(
             loaded.specs,
@@ -212,10 +162,7 @@ def _ingest(settings: Settings, sources: list[Path], jobs: int, keep: int | None
             progress=lambda sid: bar.update(task, advance=1, current=sid),
         )
         layer_ids = [layer.id for layer in catalog.layers()]
-        snapshot = CatalogView(catalog).snapshot()
-    # every published layer is a portal dataset; old versions' cached downloads go
-    _sync_portal(settings)
-    prune_downloads(settings.home, snapshot)
+    _sync_portal(settings)  # every published layer is a portal dataset
     stored = None
     if imported is not None:
         loaded = imports.without_imported(loaded, imported)
@@ -329,7 +276,7 @@ def tiles_build(
         items, tilesets = plan(snapshot, layer_ids or ())
     except TileBuildError as e:
         _fail("tiles build", e)
-    with _progress(as_json) as bar:
+    with progress(as_json) as bar:
         task = bar.add_task("tiles", total=len(items) + len(tilesets), current="")
         results = build_all(
             settings.home,
@@ -429,13 +376,11 @@ def publish(
         version = publisher.check()
     except PublishError as e:
         _fail("publish", e)
-    with _progress(as_json) as progress:
-        task = progress.add_task(
-            f"publish → {ckan} (CKAN {version})", total=len(datasets), current=""
-        )
+    with progress(as_json) as bar:
+        task = bar.add_task(f"publish → {ckan} (CKAN {version})", total=len(datasets), current="")
 
         def advance(outcome) -> None:
-            progress.update(task, advance=1, current=f"{outcome.name}: {outcome.status}")
+            bar.update(task, advance=1, current=f"{outcome.name}: {outcome.status}")
 
         report = publisher.publish(datasets, organizations, advance)
     summary = report.summary()

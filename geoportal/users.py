@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
+from geoportal.options import HomeOpt, JsonOpt, err
 from geoportal.settings import load_settings
 
 if TYPE_CHECKING:  # the portal is imported when a command runs (keeps `geoportal` quick)
@@ -27,19 +27,6 @@ ROLES = ("member", "editor", "admin")
 user_app = typer.Typer(
     help="Portal users, roles and API tokens. 平臺使用者、角色與 API 金鑰。", no_args_is_help=True
 )
-
-err = Console(stderr=True)
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="GEOPORTAL_HOME",
-        help="Data home (default ./geoportal-home).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 
 
 def _store(home: Path | None) -> PortalStore:

@@ -37,7 +37,6 @@ them for usage statistics).
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -45,7 +44,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -57,6 +55,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from catalog.export import FORMATS, ExportError, export_layer
+from catalog.files import exclusive
 from catalog.model import LayerVersion
 from catalog.view import Snapshot
 
@@ -312,7 +311,7 @@ def _ensure_export(home: Path, version: LayerVersion, fmt: str) -> tuple[Path, b
         return out, False
     out.parent.mkdir(parents=True, exist_ok=True)
     refused = out.with_name(out.name + _REFUSED)
-    with _exclusive(out.parent / f".{fmt}.lock"):
+    with exclusive(out.parent / f".{fmt}.lock"):
         if out.is_file():  # exported by another thread or process while this one waited
             return out, False
         if refused.is_file():
@@ -348,18 +347,6 @@ def _write_atomic(path: Path, text: str) -> None:
     part = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.part")
     part.write_text(text, encoding="utf-8")
     os.replace(part, path)
-
-
-@contextmanager
-def _exclusive(lock: Path) -> Iterator[None]:
-    """An exclusive advisory lock between threads and processes (flock on its own fd)."""
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def _prune_layer(

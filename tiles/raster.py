@@ -20,13 +20,11 @@ for it at once: one makes it, the others wait and reuse it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import math
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from catalog.files import exclusive
 from catalog.model import Layer, LayerVersion
 from catalog.style import ColorStop, Style
 from tiles.errors import RenderError
@@ -88,7 +87,7 @@ def display_raster(home: Path, layer: Layer, version: LayerVersion, style: Style
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(target.with_name(target.name + ".lock")):
+    with exclusive(target.with_name(target.name + ".lock")):
         if target.exists():  # made by another thread or process while we waited
             return target
         part = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.part")
@@ -103,18 +102,6 @@ def display_raster(home: Path, layer: Layer, version: LayerVersion, style: Style
         finally:
             part.unlink(missing_ok=True)
     return target
-
-
-@contextmanager
-def _exclusive(lock: Path) -> Iterator[None]:
-    """An exclusive advisory lock between threads and processes (flock on its own fd)."""
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- writing

@@ -36,6 +36,8 @@ from pygeoapi.util import (
     get_current_datetime,
 )
 
+from catalog.files import process_alive
+
 #: How long a finished job (and its result file) is kept.
 RETENTION = timedelta(hours=24)
 
@@ -135,16 +137,6 @@ class JobStore:
         with self._connect() as db:
             rows = db.execute("SELECT doc FROM jobs WHERE created < ?", (when,)).fetchall()
         return [json.loads(r[0]) for r in rows]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JobManager(DummyManager):
@@ -270,7 +262,7 @@ class JobManager(DummyManager):
             job["status"] in _UNFINISHED
             and job.get("host") == _HOST
             and isinstance(job.get("pid"), int)
-            and not _alive(job["pid"])
+            and not process_alive(job["pid"])
         ):
             changes = {
                 "status": JobStatus.failed.value,

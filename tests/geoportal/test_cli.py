@@ -11,8 +11,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 GEOPORTAL = [sys.executable, "-m", "geoportal.cli"]
 COMMANDS = ("sample", "ingest", "layers", "export", "tiles", "serve", "publish", "demo")
 
@@ -59,20 +57,6 @@ def test_unknown_scale_is_refused(tmp_path):
     out = run("sample", "--out", str(tmp_path / "c"), "--scale", "huge")
     assert out.returncode == 1
     assert "unknown scale 'huge'" in out.stderr
-
-
-@pytest.mark.parametrize(
-    ("args", "issue"),
-    [
-        (["publish", "--ckan", "http://127.0.0.1:1", "--api-key", "k"], 7),
-    ],
-)
-def test_commands_of_later_issues_say_so_and_exit_2(args, issue):
-    out = run(*args, "--json")
-    assert out.returncode == 2
-    report = json.loads(out.stdout)
-    assert report["status"] == "unavailable" and report["issue"] == issue
-    assert f"issue #{issue}" in report["message"]
 
 
 def test_demo_builds_everything_and_serves_it(tmp_path):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
 
 from catalog.db import Catalog
-from tests.serve import GEOPORTAL, serving
+from tests.serve import serving
 from tiles.matrix import twd97_definition
 
 LAYERS = ("door-plates", "buildings")
@@ -39,24 +37,16 @@ def get(url: str) -> tuple[int, dict, bytes]:
 
 
 @pytest.fixture(scope="module")
-def tiled(ingested, tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """(base URL, home): a copy of the ingested home with vector tiles built, served."""
-    home = tmp_path_factory.mktemp("ogc-tiles") / "home"
-    shutil.copytree(ingested, home)
-    out = subprocess.run(
-        [*GEOPORTAL, "tiles", "build", *LAYERS, "--home", str(home)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+def site(tiled) -> Iterator[tuple[str, Path]]:
+    """(base URL, home): the run's tiled home, served."""
+    home, _ = tiled
     with serving(home) as base:
         yield base, home
 
 
 @pytest.fixture(scope="module")
-def versions(tiled) -> dict:
-    _, home = tiled
+def versions(site) -> dict:
+    _, home = site
     with Catalog.open(home) as catalog:
         return {i: catalog.current(i) for i in LAYERS}
 
@@ -66,8 +56,8 @@ def archive_file(home: Path, layer: str, version: str) -> Path:
     return path
 
 
-def test_collection_offers_both_tile_matrix_sets(tiled):
-    base, _ = tiled
+def test_collection_offers_both_tile_matrix_sets(site):
+    base, _ = site
     status, _, body = get(f"{base}/ogc/collections/door-plates/tiles?f=json")
     assert status == 200
     sets = {t["tileMatrixSetURI"]: t for t in json.loads(body)["tilesets"]}
@@ -76,8 +66,8 @@ def test_collection_offers_both_tile_matrix_sets(tiled):
     assert len(twd97) == 1 and twd97[0]["dataType"] == "vector"
 
 
-def test_twd97_tile_matrix_set_is_the_one_wmts_serves(tiled):
-    base, _ = tiled
+def test_twd97_tile_matrix_set_is_the_one_wmts_serves(site):
+    base, _ = site
     status, _, body = get(f"{base}/ogc/TileMatrixSets/TWD97TM2Quad?f=json")
     assert status == 200
     doc = json.loads(body)
@@ -87,8 +77,8 @@ def test_twd97_tile_matrix_set_is_the_one_wmts_serves(tiled):
     assert "TWD97TM2Quad" in {t["id"] for t in json.loads(body)["tileMatrixSets"]}
 
 
-def test_tileset_metadata_and_tilejson(tiled, versions):
-    base, home = tiled
+def test_tileset_metadata_and_tilejson(site, versions):
+    base, home = site
     status, _, body = get(f"{base}/ogc/collections/door-plates/tiles/TWD97TM2Quad?f=json")
     assert status == 200
     doc = json.loads(body)
@@ -104,8 +94,8 @@ def test_tileset_metadata_and_tilejson(tiled, versions):
     assert (tilejson["minzoom"], tilejson["maxzoom"]) == (header["min_zoom"], header["max_zoom"])
 
 
-def test_webmercator_tiles_are_the_archive_tiles(tiled, versions):
-    base, home = tiled
+def test_webmercator_tiles_are_the_archive_tiles(site, versions):
+    base, home = site
     path = archive_file(home, "door-plates", versions["door-plates"].version)
     with open(path, "rb") as f:
         source = MmapSource(f)
@@ -142,8 +132,8 @@ def _twd97_tile(z: int, easting: float, northing: float) -> tuple[int, int, tupl
 
 
 @pytest.mark.parametrize("z", [6, 9, 12])
-def test_twd97_tiles_hold_the_stored_features_at_their_tm2_positions(tiled, versions, z):
-    base, home = tiled
+def test_twd97_tiles_hold_the_stored_features_at_their_tm2_positions(site, versions, z):
+    base, home = site
     gdf = pyogrio.read_dataframe(home / versions["door-plates"].path, fid_as_index=True)
     tm2 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3826", always_xy=True)
     es, ns = tm2.transform(gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy())
@@ -173,8 +163,8 @@ def test_twd97_tiles_hold_the_stored_features_at_their_tm2_positions(tiled, vers
     assert inside and inside <= got_inside  # under MAX_FEATURES: nothing dropped
 
 
-def test_twd97_polygon_tiles(tiled, versions):
-    base, home = tiled
+def test_twd97_polygon_tiles(site, versions):
+    base, home = site
     gdf = pyogrio.read_dataframe(home / versions["buildings"].path, fid_as_index=True)
     c = gdf.geometry.iloc[0].centroid
     e, n = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3826", always_xy=True).transform(c.x, c.y)
@@ -199,7 +189,7 @@ def test_twd97_polygon_tiles(tiled, versions):
         "WebMercatorQuad/1/5/5",
     ],
 )
-def test_bad_tiles_are_404_not_500(tiled, path):
-    base, _ = tiled
+def test_bad_tiles_are_404_not_500(site, path):
+    base, _ = site
     status, _, _ = get(f"{base}/ogc/collections/door-plates/tiles/{path}?f=mvt")
     assert status == 404

@@ -10,12 +10,7 @@ vocabularies, not from the code under test.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -34,6 +29,7 @@ from portal.ckan.dcat import CatalogQuery, catalog_graph, select_datasets
 from portal.ckan.layers import dataset_id, dataset_of_layer, resource_id
 from portal.ckan.model import Dataset, Organization, Resource
 from portal.ckan.store import PortalStore
+from tests.serve import serving
 
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
 LOCN = Namespace("http://www.w3.org/ns/locn#")
@@ -211,17 +207,6 @@ def replace_state(d: Dataset) -> Dataset:
 
 # --------------------------------------------------------------------------- served
 
-APP = """
-import uvicorn
-from geoportal.app import create_app
-from portal.ckan.dcat import router
-
-app = create_app()
-if not any(getattr(r, "path", "") == "/catalog.ttl" for r in app.routes):
-    app.include_router(router)
-uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
-"""
-
 
 @pytest.fixture(scope="module")
 def portal(ingested: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
@@ -234,30 +219,8 @@ def portal(ingested: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for i in range(EXTRA):
         store.put_dataset(_handmade(i, owner))
     store.put_dataset(_handmade(0, owner, private=True))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GEOPORTAL_HOME": str(home)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", APP.format(port=port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "app did not start"
-                time.sleep(0.2)
+    with serving(home) as base:
         yield base, store
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         store.close()
 
 
