@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import pyogrio
 
+from catalog.files import process_alive
 from catalog.model import Layer, LayerVersion
 from catalog.view import Snapshot
 from tiles.errors import TileBuildError, TilesError
@@ -111,19 +112,9 @@ def clean_stale_parts(folder: Path) -> None:
     """
     for part in folder.glob("*.part*"):
         match = _PART.search(part.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or process_alive(int(match.group(1))):
             continue
         part.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_vector(home: Path, layer: Layer, version: LayerVersion) -> Built:
@@ -163,9 +154,25 @@ def build_vector(home: Path, layer: Layer, version: LayerVersion) -> Built:
     return Built(layer.id, version.version, "built", target, target.stat().st_size)
 
 
+#: The lowest maximum zoom tippecanoe may guess: a sparse layer (200 AEDs over the city) gets
+#: a guess like 5, where a tile's 4096 units are 300 m and points are drawn 30 px off when
+#: over-zoomed; at zoom 14 a unit is 0.6 m.
+SMALLEST_MAX_ZOOM = 14
+
+
 def _zoom_options(layer: Layer) -> list[str]:
     lo, hi = tile_zooms(layer)
-    out = [f"--maximum-zoom={'g' if hi is None else hi}"]
+    if hi is None:
+        # the base zoom (all points kept at and above it) is guessed too (at most 50,000
+        # features in the densest tile), else it would be the raised maximum zoom and a
+        # sparse layer would lose most of its points at the zooms it is looked at
+        out = [
+            "--maximum-zoom=g",
+            f"--smallest-maximum-zoom-guess={SMALLEST_MAX_ZOOM}",
+            "--base-zoom=g",
+        ]
+    else:
+        out = [f"--maximum-zoom={hi}"]
     if lo is not None:
         out.append(f"--minimum-zoom={lo}")
     return out
