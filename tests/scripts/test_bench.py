@@ -13,12 +13,15 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -33,7 +36,6 @@ from pmtiles.reader import MmapSource, all_tiles
 from pyproj import Geod, Transformer
 
 from catalog.style import parse_style
-from tests.portal.conftest import ingested  # noqa: F401 (the small corpus, ingested)
 from tiles.build import tippecanoe_binary
 from tiles.render import scale_denominator
 
@@ -419,7 +421,7 @@ def test_items_path_is_a_bbox_query_with_the_limit():
 
 
 @pytest.fixture(scope="module")
-def served_config(ingested) -> tuple[dict, Path]:  # noqa: F811 (the imported fixture)
+def served_config(ingested) -> tuple[dict, Path]:
     """The generated pygeoapi config of the small corpus (before the stock rewrite)."""
     return bench._ogc_config(ingested, "http://127.0.0.1:8000"), ingested
 
@@ -539,3 +541,178 @@ def test_render_shows_p95_when_a_figure_has_it():
         in text
     )
     assert "| ours | 5.0 | 5.0 | 5.0 | 7.5 | 9.0 |" in text
+
+
+# ---- ckan-search and serve-cold-start ---------------------------------------------------------
+
+
+def test_package_search_path_carries_the_facets_rows_and_filter():
+    path = bench.package_search_path(bench.SearchQuery(q="停車場", fq="organization:x"))
+    url = urllib.parse.urlsplit(path)
+    assert url.path == "/api/3/action/package_search"
+    params = urllib.parse.parse_qs(url.query)
+    assert params["q"] == ["停車場"] and params["fq"] == ["organization:x"]
+    assert params["rows"] == ["20"]
+    assert json.loads(params["facet.field"][0]) == [
+        "organization",
+        "groups",
+        "tags",
+        "res_format",
+        "license_id",
+    ]
+    assert "fq" not in urllib.parse.parse_qs(
+        urllib.parse.urlsplit(bench.package_search_path(bench.SearchQuery(q="x"))).query
+    )
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_package_search_path_is_answered_by_the_real_api(ogc):
+    base, _ = ogc
+    everything = _get(base + bench.package_search_path(bench.SearchQuery()))["result"]
+    names = _get(base + "/api/3/action/package_list")["result"]
+    assert everything["count"] == len(names)
+    assert len(everything["results"]) == min(20, len(names))
+    assert set(everything["facets"]) == set(bench.SEARCH_FACETS)
+    org = everything["results"][0]["organization"]["name"]
+    shown = _get(base + f"/api/3/action/organization_show?id={org}&include_dataset_count=true")
+    query = bench.SearchQuery(fq=f"organization:{org}")
+    found = _get(base + bench.package_search_path(query))["result"]
+    assert found["count"] == shown["result"]["package_count"] > 0
+
+
+def test_like_terms_split_words_keep_phrases_and_escape_like_wildcards():
+    assert bench.like_terms("") == []
+    assert bench.like_terms("  air  quality ") == ["%air%", "%quality%"]
+    assert bench.like_terms('"交通 事故" 臺中') == ["%交通 事故%", "%臺中%"]
+    assert bench.like_terms("100%_\\") == ["%100\\%\\_\\\\%"]
+
+
+@pytest.fixture
+def pg_reference():
+    try:
+        ref = bench.PgReference()
+    except bench.FigureSkipped as exc:
+        pytest.skip(str(exc))
+    yield ref
+    ref.close()
+
+
+def test_pg_reference_escapes_like_wildcards(pg_reference):
+    def ref(name, title):
+        return bench.RefDataset(name, title, "", "org", "", "other-open", None, (), (), ())
+
+    pg_reference.load([ref("a", "100%_done"), ref("b", "100xxdone"), ref("c", "100%")])
+    with closing(pg_reference.connect()) as conn:
+        count, facets = pg_reference.search(conn, bench.SearchQuery(q="100%_"))
+        assert count == 1
+        assert facets["organization"] == {"org": 1}
+        assert pg_reference.title_count(conn, "100%") == 2
+
+
+@pytest.fixture
+def portal_copy(ingested, tmp_path):
+    from portal.ckan.store import sync
+
+    home = tmp_path / "home"
+    bench._copy_home(ingested, home)
+    sync(home)
+    return home
+
+
+def test_copy_home_links_the_stored_files_and_copies_the_catalog(ingested, portal_copy):
+    from catalog.db import Catalog
+
+    with Catalog.open(ingested) as a, Catalog.open(portal_copy) as b:
+        assert [layer.id for layer in a.layers()] == [layer.id for layer in b.layers()]
+    stored = [p for p in (ingested / "layers").rglob("*") if p.is_file()]
+    assert stored
+    for path in stored:
+        assert os.path.samefile(path, portal_copy / path.relative_to(ingested))
+    assert not os.path.samefile(ingested / "catalog.sqlite", portal_copy / "catalog.sqlite")
+
+
+def _expected_search(datasets, organizations, words, org=None):
+    """Count and facets computed here from the portal's records, not from the reference."""
+    titles = {o.name: o.title for o in organizations.values()}
+    matched = []
+    for ds in datasets:
+        if ds.state != "active" or ds.private or (org and ds.owner_org != org):
+            continue
+        text = " ".join(
+            [ds.title, ds.title_en, ds.notes, *ds.tags, titles.get(ds.owner_org, "")]
+        ).lower()
+        if all(w.lower() in text for w in words):
+            matched.append(ds)
+    counts = {
+        "organization": Counter(d.owner_org for d in matched),
+        "groups": Counter(g for d in matched for g in set(d.groups)),
+        "tags": Counter(t for d in matched for t in set(d.tags)),
+        "res_format": Counter(f for d in matched for f in {r.format for r in d.resources} if f),
+        "license_id": Counter(d.license_id for d in matched),
+    }
+    facets = {
+        name: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:50])
+        for name, c in counts.items()
+    }
+    return len(matched), facets
+
+
+def test_pg_reference_counts_matches_and_facets_of_the_portal(portal_copy, pg_reference):
+    datasets, organizations, _ = bench._portal(portal_copy)
+    refs = bench.ref_datasets(datasets, organizations)
+    assert len(refs) == sum(d.state == "active" and not d.private for d in datasets) > 0
+    pg_reference.load(refs)
+    queries = bench.search_queries(refs, orgs=2)
+    sizes = Counter(d.owner_org for d in datasets if d.state == "active" and not d.private)
+    largest = sorted(sizes, key=lambda o: (-sizes[o], o))[:2]
+    assert [q.fq for q in queries[-2:]] == [f"organization:{o}" for o in largest]
+    with closing(pg_reference.connect()) as conn:
+        for query in [*queries, bench.SearchQuery(q="臺中市 道路")]:
+            words = [w.strip("%") for w in bench.like_terms(query.q)]
+            org = query.fq.partition(":")[2] or None
+            assert pg_reference.search(conn, query) == _expected_search(
+                datasets, organizations, words, org
+            ), query
+
+
+def test_first_answer_waits_for_a_server_that_starts_late(tmp_path):
+    (tmp_path / "ready.txt").write_text("ok")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = (
+        "import http.server, time; time.sleep(0.5); "
+        f"http.server.HTTPServer(('127.0.0.1', {port}), "
+        "http.server.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/ready.txt"
+        seconds = bench.first_answer(url, proc, time.perf_counter(), wait=60)
+        assert seconds > 0
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.read() == b"ok"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_first_answer_fails_when_the_server_exits_or_never_answers():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    gone = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    gone.wait()
+    with pytest.raises(RuntimeError, match="exited \\(3\\)"):
+        bench.first_answer(url, gone, time.perf_counter())
+    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(RuntimeError, match="did not answer 200 within 1"):
+            bench.first_answer(url, silent, time.perf_counter(), wait=1)
+    finally:
+        silent.kill()
+        silent.wait()
