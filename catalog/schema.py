@@ -24,6 +24,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     Double,
@@ -352,3 +353,41 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | 
         Whether alembic should compare the object.
     """
     return type_ != "table" or name in metadata.tables
+
+
+# -- usage statistics (portal.stats; migration 0004) --------------------------------------------
+
+#: Kinds of use ``usage_counts`` counts.
+USAGE_KINDS = ("view", "download", "api")
+
+#: Uses per day (Asia/Taipei), kind, dataset and organization: counts only, nothing about who.
+#: ``dataset`` and ``organization`` are "" when a use concerns none (a search, a capabilities
+#: document). Every server process adds its counts with an UPSERT (``n = n + excluded.n``).
+usage_counts = Table(
+    "usage_counts",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", String, primary_key=True),
+    Column("dataset", String, primary_key=True, index=True),
+    Column("organization", String, primary_key=True, index=True),
+    Column("n", BigInteger, nullable=False),
+    CheckConstraint("kind IN ('view', 'download', 'api')", name="kind"),
+    CheckConstraint("n >= 0", name="n_not_negative"),
+)
+
+
+# -- maps (portal.web.maps): maps composed for the embeddable widgets ---------------------------
+
+maps = Table(
+    "maps",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("organization", String, ForeignKey("agencies.name"), nullable=False, index=True),
+    Column("title", Text, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("public", Boolean, nullable=False),
+    Column("doc", JSONDoc, nullable=False),  # layers, view, origins, options (portal.web.maps)
+    Column("created_by", String, nullable=True),
+    Column("created", UTCDateTime, nullable=False),
+    Column("modified", UTCDateTime, nullable=False),
+)

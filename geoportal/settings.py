@@ -8,9 +8,29 @@ variables prefixed ``GEOPORTAL_`` and a ``.env`` file in the working directory.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ExternalBasemap(BaseModel):
+    """An optional external basemap the map composer offers (``GEOPORTAL_BASEMAPS``).
+
+    Attributes:
+        id: short id (a-z, 0-9, -) a map names it by.
+        title: shown in the composer and the widget's attribution.
+        type: "wmts" (a WMTS REST template in GoogleMapsCompatible: {TileMatrix}, {TileRow},
+            {TileCol}) or "xyz" ({z}, {x}, {y}).
+        url: the https tile URL template.
+        attribution: the licence/attribution text drawn on the map.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    title: str
+    type: Literal["wmts", "xyz"]
+    url: str = Field(pattern=r"^https?://[^\s/]+/\S*$")
+    attribution: str = ""
 
 
 class Settings(BaseSettings):
@@ -56,6 +76,12 @@ class Settings(BaseSettings):
         default="",
         description="Id of the door-plate (門牌) layer for address lookup; empty: found by its "
         "fields.",
+    )
+
+    basemaps: list[ExternalBasemap] = Field(
+        default_factory=list,
+        description="External basemaps the map composer offers, as a JSON list of {id, title, "
+        'type: "wmts"|"xyz", url, attribution} (none by default: maps work offline).',
     )
 
     @property

@@ -7,6 +7,7 @@ templates, so both languages always carry the same keys (a test compares them).
 
 from __future__ import annotations
 
+import importlib
 from types import MappingProxyType
 
 DEFAULT = "zh-TW"
@@ -76,7 +77,24 @@ _EN = {
     "not_found_title": "Page not found",
 }
 
-_TABLE = {"zh-TW": MappingProxyType(_ZH), "en": MappingProxyType(_EN)}
+#: Modules holding the message tables of one family of pages each (``ZH`` and ``EN`` dicts
+#: with the same keys); merged with the table above, a key defined twice is an error.
+PARTS = ("portal.web.i18n_pages", "portal.web.i18n_embed", "portal.web.i18n_stats")
+
+
+def _merged() -> dict[str, MappingProxyType]:
+    zh, en = dict(_ZH), dict(_EN)
+    for name in PARTS:
+        part = importlib.import_module(name)
+        for table, extra in ((zh, part.ZH), (en, part.EN)):
+            clash = table.keys() & extra.keys()
+            if clash:
+                raise RuntimeError(f"{name} redefines messages {sorted(clash)}")
+            table.update(extra)
+    return {"zh-TW": MappingProxyType(zh), "en": MappingProxyType(en)}
+
+
+_TABLE = _merged()
 
 
 def messages(lang: str) -> MappingProxyType:

@@ -15,10 +15,13 @@ import hashlib
 import importlib.util
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jinja2
+import jinja2.runtime
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
@@ -95,6 +98,31 @@ _env = jinja2.Environment(
 _env.globals["static_url"] = static_url
 
 
+@jinja2.pass_context
+def href(context: jinja2.runtime.Context, path: str, **params: object) -> str:
+    """A link to one of our pages that keeps the page's language when it came from ``?lang=``.
+
+    Args:
+        context: the template context (its ``lang_param`` is the ``?lang=`` value to keep).
+        path: the page's path (``/dataset``).
+        **params: query parameters; None or "" values are left out, lists repeat the key.
+
+    Returns:
+        The path with its query string.
+    """
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is not None and item != "":
+                pairs.append((key, str(item)))
+    if context.get("lang_param"):
+        pairs.append(("lang", str(context["lang_param"])))
+    return f"{path}?{urlencode(pairs)}" if pairs else path
+
+
+_env.globals["href"] = href
+
+
 def _asset(path: Path) -> FileResponse:
     return FileResponse(
         path,
@@ -156,7 +184,8 @@ class MapPage:
         bounds: (west, south, east, north) in EPSG:4326, or None when unknown.
         tilejson: URL of the TileJSON the map reads its tiles from.
         style_layers: MapLibre style layers of a vector layer (empty for rasters).
-        legend: the WMS GetLegendGraphic URL, None when this server has no WMS.
+        legend: the WMS GetLegendGraphic URL of a layer; None for a tileset (its members are
+            listed instead) and when this server has no WMS.
         basemap: the tileset drawn under the layer, None when there is none (or it is this).
         members: titles of a tileset's layers.
         feature_count: features of a vector layer, None otherwise.
@@ -178,7 +207,8 @@ class MapPage:
 
 
 def _has_wms(request: Request) -> bool:
-    return any(getattr(r, "path", None) == "/wms" for r in request.app.routes)
+    """Whether the app serves WMS (``create_app`` sets ``app.state.wms``)."""
+    return bool(getattr(request.app.state, "wms", False))
 
 
 def _basemap(snapshot: Snapshot, source: RasterSource) -> Basemap | None:
@@ -205,7 +235,7 @@ def build_page(request: Request, source_id: str, lang: str) -> MapPage:
     snapshot = request.app.state.view.snapshot()
     source = raster_source(snapshot, source_id)
     legend = None
-    if _has_wms(request):
+    if _has_wms(request) and source.kind != "tileset":
         legend = (
             "/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetLegendGraphic"
             f"&LAYER={source.id}&FORMAT=image/png"
@@ -239,8 +269,19 @@ def build_page(request: Request, source_id: str, lang: str) -> MapPage:
     )
 
 
-def _config(page: MapPage, msgs: dict) -> str:
-    """The map's settings for ``map.js``, as JSON safe inside a ``<script>`` element."""
+def map_config(page: MapPage, msgs: Mapping[str, str]) -> str:
+    """The map's settings for ``map.js``, as JSON safe inside a ``<script>`` element.
+
+    Any page that holds ``#map``, ``#map-message`` and a ``<script type="application/json"
+    id="map-config">`` with this text gets the map of ``page`` from ``map.js``.
+
+    Args:
+        page: what the map shows (:func:`build_page`).
+        msgs: the page language's message table.
+
+    Returns:
+        The JSON text, with ``<``, ``>`` and ``&`` escaped.
+    """
     doc = {
         "id": page.id,
         "kind": page.kind,
@@ -255,7 +296,18 @@ def _config(page: MapPage, msgs: dict) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _html(template: str, status: int, lang: str, **context: object) -> HTMLResponse:
+def render(template: str, status: int, lang: str, **context: object) -> HTMLResponse:
+    """A page from a template, with the page headers (CSP, language) every page carries.
+
+    Args:
+        template: the template's file name under ``templates/``.
+        status: the HTTP status.
+        lang: the page language.
+        **context: the template's variables (``path`` at least, for the language switch).
+
+    Returns:
+        The HTML response.
+    """
     msgs = i18n.messages(lang)
     body = _env.get_template(template).render(lang=lang, other=i18n.other(lang), t=msgs, **context)
     headers = {
@@ -278,12 +330,12 @@ def map_page(request: Request, layer_id: str, lang: str | None = None) -> HTMLRe
     msgs = i18n.messages(language)
     if not LAYER_ID.fullmatch(layer_id):
         message = msgs["bad_id"].format(id=layer_id)
-        return _html("error.html", 400, language, message=message, path=request.url.path)
+        return render("error.html", 400, language, message=message, path=request.url.path)
     try:
         page = build_page(request, layer_id, language)
     except LayerNotServed:
         message = msgs["not_found"].format(id=layer_id)
-        return _html("error.html", 404, language, message=message, path=request.url.path)
-    return _html(
-        "map.html", 200, language, page=page, config=_config(page, msgs), path=request.url.path
+        return render("error.html", 404, language, message=message, path=request.url.path)
+    return render(
+        "map.html", 200, language, page=page, config=map_config(page, msgs), path=request.url.path
     )

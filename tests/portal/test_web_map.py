@@ -7,7 +7,6 @@ catalog (the layer's stored style) and the stored GeoPackage, never from the pag
 
 from __future__ import annotations
 
-import io
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,45 +17,22 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
-from PIL import Image
 from shapely.ops import polylabel
 
 from catalog.db import Catalog
 from catalog.view import CatalogView
 from portal.web import i18n
 from portal.web.routes import OWN
+from tests.portal import browser as shared
+from tests.portal.browser import BACKGROUND, close_colour
 from tests.serve import serving
-from tests.tiles.conftest import tiled  # noqa: F401  (the session fixture, shared)
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
-BACKGROUND = (0xF5, 0xF5, 0xF2)  # map.js's background colour
-VIEWPORT = {"width": 1000, "height": 700}
-#: Resolves once the map has drawn everything it has asked for (MapLibre's "idle").
-IDLE = """() => new Promise((done) => {
-  const wait = () => {
-    const map = window.geoportalMap;
-    if (!map) { setTimeout(wait, 50); return; }
-    map.once("idle", () => done(true));
-    map.triggerRepaint();
-  };
-  wait();
-})"""
-
-sync_api = pytest.importorskip("playwright.sync_api")
+browser = shared.browser  # the fixtures, shared with the other browser tests
+visit = shared.visit
 
 
 @pytest.fixture(scope="module")
-def site(tiled) -> Iterator[tuple[str, Path]]:  # noqa: F811
+def site(tiled) -> Iterator[tuple[str, Path]]:
     """(base URL, data home): the tiled small corpus served with the web pages."""
     home, _ = tiled
     with serving(home) as base:
@@ -67,77 +43,6 @@ def site(tiled) -> Iterator[tuple[str, Path]]:  # noqa: F811
 def snapshot(site):
     _, home = site
     return CatalogView(Catalog.open(home)).snapshot()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/test installs it with apt)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-        yield b
-        b.close()
-
-
-class Visit:
-    """A page in a fresh browser context, recording console errors and every request."""
-
-    def __init__(self, browser, locale: str = "zh-TW") -> None:
-        self.context = browser.new_context(viewport=VIEWPORT, locale=locale)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.failed: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url}: {r.failure}"))
-        self.page.on(
-            "response", lambda r: r.status >= 400 and self.failed.append(f"{r.url}: {r.status}")
-        )
-
-    def _console(self, message) -> None:
-        if message.type == "error":
-            self.errors.append(message.text)
-
-    def open(self, url: str) -> Visit:
-        self.page.goto(url)
-        self.idle()
-        return self
-
-    def idle(self) -> None:
-        self.page.evaluate(IDLE)
-
-    def project(self, lon: float, lat: float) -> tuple[int, int]:
-        x, y = self.page.evaluate(
-            "([lon, lat]) => { const p = window.geoportalMap.project([lon, lat]);"
-            " return [p.x, p.y]; }",
-            [lon, lat],
-        )
-        return round(x), round(y)
-
-    def map_image(self) -> Image.Image:
-        return Image.open(io.BytesIO(self.page.locator("#map").screenshot())).convert("RGB")
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def visit(browser) -> Iterator:
-    opened: list[Visit] = []
-
-    def make(locale: str = "zh-TW") -> Visit:
-        opened.append(Visit(browser, locale))
-        return opened[-1]
-
-    yield make
-    for v in opened:
-        v.close()
-
-
-def _close(a: tuple[int, ...], b: tuple[int, ...], tolerance: int) -> bool:
-    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 def _hex(colour: str) -> tuple[int, int, int]:
@@ -209,7 +114,7 @@ def test_district_drawn_in_its_fill_colour_and_background_outside(site, visit, d
     image = v.map_image()
     x, y = v.project(*district["lonlat"])
     assert 0 <= x < image.width and 0 <= y < image.height
-    assert _close(image.getpixel((x, y)), district["colour"], 14), (
+    assert close_colour(image.getpixel((x, y)), district["colour"], 14), (
         image.getpixel((x, y)),
         district["colour"],
     )
@@ -218,7 +123,7 @@ def test_district_drawn_in_its_fill_colour_and_background_outside(site, visit, d
     )
     west, south, east, north = district["bbox"]
     assert not (west <= lon <= east and south <= lat <= north)
-    assert _close(image.getpixel((8, 8)), BACKGROUND, 3)
+    assert close_colour(image.getpixel((8, 8)), BACKGROUND, 3)
 
 
 def test_click_opens_a_popup_with_the_feature_townname(site, visit, district):
@@ -265,7 +170,7 @@ def test_dem_raster_draws_non_background_pixels(site, visit, snapshot):
     pixels = np.asarray(box, dtype=int).reshape(-1, 3)
     drawn = (np.abs(pixels - BACKGROUND).max(axis=1) > 30).sum()
     assert drawn > 0.2 * len(pixels)
-    assert _close(image.getpixel((8, 8)), BACKGROUND, 3)
+    assert close_colour(image.getpixel((8, 8)), BACKGROUND, 3)
 
 
 def test_map_and_controls_are_reachable_by_keyboard(site, visit):
