@@ -773,7 +773,7 @@ def _put_agency(conn: Connection, agency: Agency) -> None:
     """
     row = conn.execute(select(agencies).where(agencies.c.name == agency.name)).first()
     if row is None:
-        conn.execute(insert(agencies).values(**_agency_values(agency)))
+        conn.execute(insert(agencies).values(**_agency_values(agency), created=_now()))
         return
     if not agency.title_en and row.title_en:
         agency = replace(agency, title_en=row.title_en)

@@ -58,6 +58,32 @@ router = APIRouter()
 
 #: Content type of every Action API answer (CKAN's).
 JSON_TYPE = "application/json;charset=utf-8"
+#: The largest request body the Action API reads, an uploaded file included (2 GiB): larger
+#: ones are refused (413) before anything is read or spooled to disk.
+MAX_BODY = 2 << 30
+
+
+class PayloadTooLarge(CkanError):
+    """The request body is larger than :data:`MAX_BODY`."""
+
+    type = "Payload Too Large"
+    status = 413
+
+
+def _check_length(request: Request) -> None:
+    """Refuse a body whose declared length is over :data:`MAX_BODY` (or not a number)."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    try:
+        size = int(declared)
+    except ValueError:
+        raise BadRequest(f"Content-Length {declared!r} is not a number") from None
+    if size > MAX_BODY:
+        raise PayloadTooLarge(
+            f"請求內容 {size} 位元組超過上限 {MAX_BODY} 位元組。"
+            f"The request body ({size} bytes) is over the limit of {MAX_BODY} bytes."
+        )
 
 
 @dataclass
@@ -214,7 +240,7 @@ def _error_body(exc: CkanError) -> dict:
         return {"__type": exc.type, "message": "Not found" + (f": {detail}" if detail else "")}
     if isinstance(exc, SearchQueryError):
         return {"__type": exc.type, "message": f"Search Query is invalid: {exc.message!r}"}
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, ValidationError | PayloadTooLarge):
         return exc.error_dict()
     return {"__type": "Internal Server Error", "message": "Internal Server Error"}
 
@@ -231,7 +257,8 @@ def error_response(help_url: str, exc: CkanError) -> Response:
     """
     if isinstance(exc, BadRequest) and not isinstance(exc, SearchQueryError):
         return bad_request(exc.message)
-    status = exc.status if isinstance(exc, NotAuthorized | NotFound | ValidationError) else 500
+    known = NotAuthorized | NotFound | ValidationError | PayloadTooLarge
+    status = exc.status if isinstance(exc, known) else 500
     if isinstance(exc, SearchQueryError):
         status = 400
     if status == 500:
@@ -285,6 +312,7 @@ async def request_data(request: Request, read_only: bool) -> tuple[dict, dict[st
 
     Raises:
         BadRequest: GET for a write, undecodable JSON, or data that is not an object.
+        PayloadTooLarge: the declared body is over :data:`MAX_BODY`.
     """
     files: dict[str, Upload] = {}
     if request.method == "GET":
@@ -292,6 +320,7 @@ async def request_data(request: Request, read_only: bool) -> tuple[dict, dict[st
             raise BadRequest("JSON Error: Invalid request. Please use POST method for your request")
         data: Any = _mixed(list(request.query_params.multi_items()))
     else:
+        _check_length(request)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
             data, files = await _form_data(request)

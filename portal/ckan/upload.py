@@ -454,7 +454,10 @@ def _place(staged: Path, home: Path, resource: Resource) -> None:
     """Move the staged file to the resource's upload folder (replacing an earlier file)."""
     from portal.ckan.actions.write import UPLOADS
 
-    folder = home / UPLOADS / resource.id
+    root = (home / UPLOADS).resolve()
+    folder = (root / resource.id).resolve()
+    if folder.parent != root:
+        raise ValidationError({"id": [f"Resource id {resource.id!r} cannot name an upload folder"]})
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -94,6 +94,15 @@ def _mac(secret: bytes, text: str) -> str:
     return _b64(hmac.new(secret, text.encode(), hashlib.sha256).digest())
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of a client-sent value and an expected (ASCII) one.
+
+    Compared as UTF-8 bytes: ``hmac.compare_digest`` raises on non-ASCII ``str``, which would
+    turn a forged token or cookie into a server error instead of a refusal.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def sign(secret: bytes, payload: dict) -> str:
     """``payload`` as a signed cookie value (base64 JSON, a dot, base64 HMAC-SHA256)."""
     body = _b64(json.dumps(payload, separators=(",", ":")).encode())
@@ -103,7 +112,7 @@ def sign(secret: bytes, payload: dict) -> str:
 def unsign(secret: bytes, value: str) -> dict | None:
     """The payload of a signed value, or None when it is malformed or the signature is wrong."""
     body, _, mac = value.partition(".")
-    if not body or not hmac.compare_digest(mac, _mac(secret, body)):
+    if not body or not _same(mac, _mac(secret, body)):
         return None
     try:
         payload = json.loads(_unb64(body))
@@ -193,7 +202,7 @@ def csrf_ok(request: Request, token: str | None) -> bool:
     nonce = found.nonce if found is not None else request.cookies.get(CSRF_COOKIE) or ""
     if not nonce:
         return False
-    return hmac.compare_digest(token, _mac(_secret(request), f"csrf|{nonce}"))
+    return _same(token, _mac(_secret(request), f"csrf|{nonce}"))
 
 
 def _secure(request: Request) -> bool:
@@ -212,8 +221,14 @@ def finish(request: Request, response: Response) -> Response:
 
 
 def _local(path: str | None) -> str:
-    """``path`` when it is a path on this site, else ``/`` (no open redirects)."""
+    """``path`` when it is a path on this site, else ``/`` (no open redirects).
+
+    Refused: other hosts (``//x``, a backslash), and control characters and their %-escapes,
+    which browsers strip from URLs (``/<TAB>/x`` is read as ``//x``).
+    """
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in unquote(path)):
         return "/"
     return path
 

@@ -43,7 +43,7 @@ from portal.web.maps import (
     new_map_id,
 )
 from portal.web.mapstyle import rgba, vector_layers
-from portal.web.routes import BASEMAP_TILESET
+from portal.web.routes import BASEMAP_TILESET, script_json
 from tiles.tilesets import tilesets
 
 router = APIRouter()
@@ -99,11 +99,6 @@ def content_policy(ancestors: tuple[str, ...] = ("'none'",), basemaps: tuple = (
         The header value.
     """
     return CSP.format(ancestors=" ".join(ancestors), extra=_hosts(list(basemaps)))
-
-
-def _json_script(doc: Any) -> str:
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render(
@@ -773,7 +768,7 @@ def _composer(request: Request, doc: MapDoc | None, layer: str | None) -> Respon
         organizations=organizations,
         basemaps=basemaps,
         kinds=KINDS,
-        config=_json_script(config),
+        config=script_json(config),
     )
 
 
@@ -812,5 +807,5 @@ def embed(request: Request, map_id: str) -> Response:
         csp=content_policy(_frame_ancestors(doc), tuple(external)),
         doc=doc,
         widget=config,
-        config=_json_script(config),
+        config=script_json(config),
     )

@@ -15,7 +15,6 @@ organization (signed in through ``portal.web.auth`` when that module is present)
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ from portal.ckan.licenses import license_of
 from portal.ckan.model import Dataset, Group, Organization, Resource, User
 from portal.ckan.search import SearchParams, SearchResult
 from portal.web import i18n
-from portal.web.routes import BASEMAP_TILESET, build_page, map_config, render
+from portal.web.routes import BASEMAP_TILESET, build_page, map_config, render, script_json
 from tiles.errors import LayerNotServed
 from tiles.tilesets import tilesets
 
@@ -830,12 +829,7 @@ def _table_config(pr: PageRequest, view: DatasetView) -> str:
         "items": f"/ogc/collections/{view.dataset.layer_id}/items?f=json&limit={JS_ROWS}",
         "caption": pr.msgs["attributes_caption"].format(title=view.title, n="{n}"),
     }
-    return _script_json(doc)
-
-
-def _script_json(doc: object) -> str:
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return script_json(doc)
 
 
 # -- routes: organizations and groups ----------------------------------------------------------

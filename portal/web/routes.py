@@ -292,8 +292,18 @@ def map_config(page: MapPage, msgs: Mapping[str, str]) -> str:
         "glyphs": "/static/glyphs/{fontstack}/{range}.pbf",
         "text": {k: msgs[k] for k in ("popup_title", "attribute", "value", "no_webgl")},
     }
+    return script_json(doc)
+
+
+def script_json(doc: object) -> str:
+    """``doc`` as JSON that is safe inside a ``<script type="application/json">`` element.
+
+    ``<``, ``>`` and ``&`` are escaped (no ``</script>`` can end the element early), and so
+    are U+2028 and U+2029 (line terminators to JavaScript parsers before ES2019).
+    """
     text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def render(template: str, status: int, lang: str, **context: object) -> HTMLResponse:

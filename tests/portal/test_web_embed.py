@@ -15,6 +15,7 @@ import re
 import shutil
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -777,3 +778,68 @@ def test_english_widget_and_own_assets_stay_small(base, editor):
     assert status == 200 and b"geoportal" in body
     assert "max-age=3600" in headers["cache-control"]
     assert sum(p.stat().st_size for p in OWN.values()) < 300_000
+
+
+# -- security review (R1) --------------------------------------------------------------------------
+
+
+def test_odd_csrf_tokens_and_cookies_are_refused_not_crashes(base):
+    """A non-ASCII CSRF token or session signature is a 400/403/anonymous, never a 500."""
+    staff = Staff(base, "editor")
+    staff.csrf = "é" * 43
+    status, body = staff.call("POST", "/maps", {"organization": ORG, "title": "x", "layers": []})
+    assert status == 403 and "CSRF" in body["detail"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        staff.opener.open(f"{base}/user/logout", data="csrf_token=é".encode())
+    assert refused.value.code == 400
+    forged = urllib.request.Request(
+        f"{base}/maps", headers={"Cookie": "geoportal_session=eyJ1IjoiaWQtZWRpdG9yIn0.\u00e9"}
+    )
+    with urllib.request.urlopen(forged) as r:  # anonymous: the sign-in page
+        assert r.status == 200 and "/user/login" in r.url
+
+
+def test_sign_in_never_redirects_off_site(base):
+    """``came_from`` that a browser would read as another host ends up at ``/``."""
+    for came_from in ("//evil.tw/x", "/\\evil.tw", "https://evil.tw/", "/\t/evil.tw", "/%0a/x"):
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+        form = opener.open(f"{base}/user/login").read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        data = urllib.parse.urlencode(
+            {"name": "reader", "password": PASSWORD, "csrf_token": token, "came_from": came_from}
+        )
+        with pytest.raises(urllib.error.HTTPError) as moved:
+            opener.open(f"{base}/user/login", data=data.encode())
+        assert moved.value.code == 303
+        location = moved.value.headers["location"]
+        assert urllib.parse.urlsplit(location).netloc in ("", urllib.parse.urlsplit(base).netloc)
+        assert not location.startswith("//") and location.startswith("/"), (came_from, location)
+        if came_from.startswith("/\t") or came_from.startswith("/%0a"):
+            assert location == "/", (came_from, location)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_json_in_script_escapes_line_separators(editor, base):
+    """U+2028/U+2029 in a map title reach the page's JSON escaped, like <, > and &."""
+    map_id = editor.save({"title": "a\u2028b\u2029</script>&", "layers": ["taichung-districts"]})
+    _, _, html = _get(f"{base}/embed/{map_id}")
+    text = html.decode()
+    config = re.search(r'<script type="application/json" id="embed-config">(.*?)</script>', text)
+    assert config is not None
+    raw = config.group(1)
+    assert "\u2028" not in raw and "\u2029" not in raw and "<" not in raw and "&" not in raw
+    assert json.loads(raw)["title"] == "a\u2028b\u2029</script>&"
+
+
+def test_moving_a_map_to_another_organization_needs_a_role_there(base, editor):
+    """An editor of ORG cannot hand a map to OTHER_ORG (where they hold no role)."""
+    doc = {"title": "搬家", "layers": ["taichung-districts"]}
+    map_id = editor.save(doc)
+    status, body = editor.call("PUT", f"/maps/{map_id}", {**doc, "organization": OTHER_ORG})
+    assert status == 403, body
+    assert json.loads(_get(f"{base}/maps/{map_id}")[2])["organization"] == ORG

@@ -66,7 +66,7 @@ ACTIONS: dict[str, Action] = {
     "datastore_create": Action(
         datastore.datastore_create,
         datastore.SCHEMAS["datastore_create"],
-        auth.auth_resource_update_rows,
+        datastore.auth_datastore_create,
         read_only=False,
     ),
     "datastore_search": Action(

@@ -43,6 +43,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from portal.ckan import auth
+from portal.ckan.actions import write
 from portal.ckan.actions.registry import (
     Context,
     Invalid,
@@ -245,12 +247,56 @@ def _upsert(conn: Connection, table: Table, rows: list[dict], primary_key: list[
         conn.execute(insert(table), rows)
 
 
+def auth_datastore_create(ctx: Context, data: dict) -> None:
+    """Who may load rows: editors of the resource's dataset, or of ``resource.package_id``.
+
+    Args:
+        ctx: the context.
+        data: the validated request.
+
+    Raises:
+        NotAuthorized: the caller may not edit the dataset.
+    """
+    if not data.get("resource_id") and isinstance(data.get("resource"), dict):
+        auth.auth_resource_create(ctx, {"package_id": data["resource"].get("package_id") or ""})
+    else:
+        auth.auth_resource_update_rows(ctx, data)
+
+
+def _target(ctx: Context, data: dict) -> Resource:
+    """The resource ``datastore_create`` writes to, creating it when ``resource`` is given.
+
+    As in CKAN, a new resource made here has no file of its own: its URL is where its rows
+    are read (``datastore_search``).
+
+    Raises:
+        ValidationError: neither or both of ``resource_id`` and ``resource``.
+    """
+    if data.get("resource_id"):
+        if data.get("resource") is not None:
+            raise ValidationError({"resource": ["Cannot specify both resource and resource_id"]})
+        return ctx.store.resource(data["resource_id"])
+    if data.get("resource") is None:
+        raise ValidationError({"resource_id": ["Missing value"]})
+    posted = data["resource"]
+    if not posted.get("package_id"):
+        raise ValidationError({"resource": {"package_id": ["Missing value"]}})
+    placeholder = {**posted, "url": posted.get("url") or "/api/3/action/datastore_search"}
+    made = write.resource_create(ctx, placeholder)
+    res = ctx.store.resource(made["id"])
+    if not posted.get("url"):
+        url = f"/api/3/action/datastore_search?resource_id={res.id}"
+        res = ctx.store.put_resource(replace(res, url=url))
+    return res
+
+
 def datastore_create(ctx: Context, data: dict) -> dict:
     """Create a resource's DataStore table and/or add rows to it.
 
     Args:
         ctx: the context.
-        data: ``resource_id`` (an existing resource), ``fields`` (``[{"id", "type"}]``,
+        data: ``resource_id`` (an existing resource) or ``resource`` (a resource dict for
+            ``resource_create``: a new DataStore-only resource), ``fields`` (``[{"id", "type"}]``,
             types text, int, numeric, bool, date, timestamp, json; needed the first time),
             ``records`` (a list of objects), ``primary_key`` (field ids; rows with the same
             key are replaced), ``force`` (accepted for compatibility).
@@ -258,7 +304,7 @@ def datastore_create(ctx: Context, data: dict) -> dict:
     Returns:
         ``resource_id``, ``fields``, ``primary_key`` and ``method`` (records left out).
     """
-    res = ctx.store.resource(data["resource_id"])
+    res = _target(ctx, data)
     if res.generated:
         raise ValidationError(
             {
@@ -516,7 +562,8 @@ def _field_list(value: Any) -> list[str]:
 
 SCHEMAS: dict[str, Schema] = {
     "datastore_create": {
-        "resource_id": [not_empty, unicode_safe],
+        "resource_id": [ignore_missing, unicode_safe],
+        "resource": [ignore_missing, json_object],
         "force": [boolean_validator],
     },
     "datastore_search": {

@@ -464,11 +464,17 @@ def tag_list(ctx: Context, data: dict) -> list:
 
     Args:
         ctx: the context.
-        data: ``query`` (only tags containing it), ``all_fields`` (tag dicts).
+        data: ``query`` (only tags containing it), ``all_fields`` (tag dicts),
+            ``vocabulary_id`` (this portal has free tags only, so any vocabulary is unknown).
 
     Returns:
         Tag names, or tag dicts.
+
+    Raises:
+        NotFound: a ``vocabulary_id`` was given (as CKAN does for an unknown vocabulary).
     """
+    if data.get("vocabulary_id"):
+        raise NotFound(f"could not find vocabulary '{data['vocabulary_id']}'")
     names = sorted(_tags(ctx))
     if data.get("query"):
         needle = data["query"].lower()
@@ -601,7 +607,11 @@ SCHEMAS: dict[str, Schema] = {
     },
     "group_list": {**_GROUP_LIST, "groups": [ignore_missing, list_of_strings]},
     "group_show": {**_ID, "include_datasets": [boolean_validator]},
-    "tag_list": {"query": [ignore_missing, unicode_safe], "all_fields": [boolean_validator]},
+    "tag_list": {
+        "query": [ignore_missing, unicode_safe],
+        "vocabulary_id": [ignore_missing, unicode_safe],
+        "all_fields": [boolean_validator],
+    },
     "tag_show": {**_ID, "include_datasets": [boolean_validator]},
     "license_list": {},
     "user_show": {

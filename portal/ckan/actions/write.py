@@ -119,14 +119,44 @@ def _relative(url: str, ctx: Context) -> str:
     return url
 
 
+#: A resource id a client may choose: letters, digits, ``_`` and ``-`` (a UUID fits); no dots
+#: or slashes, since the id names the resource's folder under ``<home>/uploads``.
+RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+
+
+def _new_resource_id(ctx: Context, wanted: str, package_id: str) -> str:
+    """The id of a new resource: ``wanted`` when it is safe and free, else a new UUID.
+
+    Raises:
+        ValidationError: ``wanted`` is not a plain id, or another dataset's resource has it.
+    """
+    if not wanted:
+        return str(uuid.uuid4())
+    if not RESOURCE_ID.fullmatch(wanted):
+        raise ValidationError(
+            {"id": [f"Resource id {wanted!r} may only hold letters, digits, _ and -"]}
+        )
+    try:
+        taken = ctx.store.resource(wanted)
+    except NotFound:
+        return wanted
+    if taken.package_id != package_id:
+        raise ValidationError({"id": [f"Resource id {wanted!r} already exists"]})
+    return wanted
+
+
 def _resource_of(ctx: Context, data: dict, package_id: str, old: Resource | None) -> Resource:
-    """A resource from a posted resource dict (``old``: the stored one it replaces)."""
+    """A resource from a posted resource dict (``old``: the stored one it replaces).
+
+    Raises:
+        ValidationError: a new resource asks for an unsafe id or one already in use.
+    """
     kind = old.kind if old is not None and old.kind == "upload" else "link"
     url = _relative(_text(data.get("url")), ctx)
     if old is not None and old.kind == "upload" and url != old.url:
         kind = "link"  # an uploaded file replaced by a link
     return Resource(
-        id=_text(data.get("id")) or (old.id if old else str(uuid.uuid4())),
+        id=old.id if old else _new_resource_id(ctx, _text(data.get("id")), package_id),
         package_id=package_id,
         name=_text(data.get("name")),
         url=url,
@@ -461,8 +491,9 @@ def resource_delete(ctx: Context, data: dict) -> None:
     """
     _, res = _editable(ctx, data["id"])
     ctx.store.delete_resource(res.id)
-    folder = ctx.home / UPLOADS / res.id
-    if res.kind == "upload" and folder.is_dir():
+    root = (ctx.home / UPLOADS).resolve()
+    folder = (root / res.id).resolve()
+    if res.kind == "upload" and folder.parent == root and folder.is_dir():
         shutil.rmtree(folder)
     ctx.portal.invalidate()
 

@@ -205,3 +205,26 @@ def test_responses_are_json_for_every_read_action_over_get(site):
         assert r.headers["content-type"].replace(" ", "") == CKAN_JSON, name
         body = json.loads(r.text)
         assert isinstance(body, dict) and body["help"] == _help(site, name), name
+
+
+def test_a_body_over_the_size_limit_is_413_before_it_is_read(site):
+    """Security review R1: an (anonymous) client cannot make the server spool a huge upload."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from portal.ckan.api import MAX_BODY
+
+    where = urlsplit(site.base)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/api/3/action/resource_create")
+        conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+        conn.putheader("Content-Length", str(MAX_BODY + 1))
+        conn.endheaders()
+        conn.send(b"--x\r\n")  # the rest never comes: the answer must not wait for it
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 413
+    assert body["success"] is False and str(MAX_BODY) in body["error"]["message"]

@@ -164,3 +164,76 @@ def test_only_sysadmins_create_organizations_and_groups(site):
             _client(site, role).action.organization_create(name=f"org-{uuid.uuid4().hex[:8]}")
         with pytest.raises(ckanapi.NotAuthorized):
             _client(site, role).action.group_create(name=f"grp-{uuid.uuid4().hex[:8]}")
+
+
+def test_a_private_dataset_leaks_through_no_other_action(site):
+    """Security review R1: every read action an outsider can call hides the private dataset."""
+    root = _root(site).action
+    word = f"secret{uuid.uuid4().hex[:8]}"
+    group = root.group_create(name=f"g-{word}", title="機密主題")
+    ds = root.package_create(
+        name=f"p-{word}",
+        title=f"{word} 內部",
+        owner_org=site.own,
+        private=True,
+        tags=[{"name": word}],
+        groups=[{"name": group["name"]}],
+        resources=[{"url": f"https://a.tw/{word}.csv", "name": word}],
+    )
+    rid = ds["resources"][0]["id"]
+    root.datastore_create(
+        resource_id=rid, fields=[{"id": "v", "type": "text"}], records=[{"v": word}]
+    )
+    for role in ("anonymous", "outsider"):
+        api = _client(site, role).action
+        hits = api.resource_search(query=f"name:{word}")
+        assert hits["count"] == 0, role
+        with pytest.raises(ckanapi.NotAuthorized):
+            api.resource_show(id=rid)
+        with pytest.raises(ckanapi.NotAuthorized):
+            api.datastore_search(resource_id=rid)
+        org = api.organization_show(id=site.own, include_datasets=True)
+        assert ds["id"] not in {p["id"] for p in org["packages"]}, role
+        shown = api.group_show(id=group["name"], include_datasets=True)
+        assert shown["package_count"] == 0 and shown["packages"] == [], role
+        assert word not in api.tag_list()
+        with pytest.raises(ckanapi.NotFound):
+            api.tag_show(id=word)
+        assert not [d for d in api.package_autocomplete(q=word) if d["name"] == ds["name"]]
+        creator = api.user_show(id="root", include_datasets=True)
+        assert ds["id"] not in {d["id"] for d in creator["datasets"]}, role
+    member = _client(site, "own-member").action
+    assert member.datastore_search(resource_id=rid)["records"][0]["v"] == word
+
+
+def test_roles_cannot_be_escalated_or_given_elsewhere(site):
+    """An editor cannot make themself admin; an admin gives roles in their own agency only."""
+    editor = _client(site, "own-editor").action
+    with pytest.raises(ckanapi.NotAuthorized):
+        editor.member_create(id=site.own, object="own-editor", object_type="user", capacity="admin")
+    with pytest.raises(ckanapi.NotAuthorized):
+        editor.organization_member_create(id=site.own, username="own-editor", role="admin")
+    admin = _client(site, "own-admin").action
+    with pytest.raises(ckanapi.NotAuthorized):
+        admin.organization_member_create(id=site.other, username="own-admin", role="admin")
+    with pytest.raises(ckanapi.ValidationError):
+        admin.member_create(id=site.own, object="outsider", object_type="user", capacity="sysadmin")
+    roles = {
+        u["name"]: u["capacity"] for u in _root(site).action.organization_show(id=site.own)["users"]
+    }
+    assert roles.get("own-editor") == "editor" and "outsider" not in roles
+    other = {u["name"] for u in _root(site).action.organization_show(id=site.other)["users"]}
+    assert "own-admin" not in other
+
+
+def test_an_editor_cannot_move_or_create_into_another_agency_by_id(site, private_sets):
+    """owner_org given as the other agency's id (not name), with package_update too."""
+    editor = _client(site, "own-editor").action
+    other_id = _root(site).action.organization_show(id=site.other)["id"]
+    current = _root(site).action.package_show(id=private_sets["own"])
+    with pytest.raises(ckanapi.NotAuthorized):
+        editor.package_update(**{**current, "owner_org": other_id})
+    with pytest.raises(ckanapi.NotAuthorized):
+        editor.package_create(name=f"sneak-{uuid.uuid4().hex[:8]}", owner_org=other_id)
+    shown = _root(site).action.package_show(id=private_sets["own"])
+    assert shown["organization"]["name"] == site.own

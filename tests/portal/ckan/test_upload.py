@@ -329,3 +329,41 @@ def test_a_private_dataset_keeps_a_spatial_file_unpublished(up, real_data):
     assert _current(up.home, "private-plan") is None
     assert _get(f"{up.base}/download/private-plan.geojson")[0] == 404
     assert _get(res["url"])[0] == 403  # the file itself: only for the organization
+
+
+def test_a_resource_id_cannot_reach_outside_the_uploads_folder(up, tmp_path):
+    """A client-chosen resource id like ``../x`` is refused (security review R1).
+
+    Otherwise an upload to it would land in, or first remove, a folder outside the uploads.
+    """
+    victim = up.home / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    with pytest.raises(ckanapi.ValidationError) as refused:
+        _new_dataset(up, "traversal", resources=[{"id": "../victim", "url": "https://a.tw/x"}])
+    assert "id" in str(refused.value)
+    created = _new_dataset(up, "traversal-ok", resources=[{"url": "https://a.tw/x"}])
+    with pytest.raises(ckanapi.ValidationError):
+        up.api().action.package_update(
+            id=created["id"],
+            name="traversal-ok",
+            owner_org=up.own,
+            resources=[{"id": "../../victim", "url": "https://a.tw/x"}],
+        )
+    assert (victim / "keep.txt").read_text() == "keep"
+    assert not (up.home / "uploads" / ".." / "victim" / "x").exists()
+
+
+def test_a_resource_id_of_another_dataset_cannot_be_taken(up):
+    """An editor cannot claim (move or overwrite) another dataset's resource by its id."""
+    theirs = up.api("outsider").action.package_create(
+        name="theirs-private",
+        owner_org=up.other,
+        private=True,
+        resources=[{"url": "https://a.tw/secret.csv", "name": "secret"}],
+    )
+    stolen = theirs["resources"][0]["id"]
+    with pytest.raises(ckanapi.ValidationError):
+        _new_dataset(up, "thief", resources=[{"id": stolen, "url": "https://a.tw/mine"}])
+    after = up.api("outsider").action.resource_show(id=stolen)
+    assert after["package_id"] == theirs["id"] and after["url"] == "https://a.tw/secret.csv"
