@@ -61,6 +61,9 @@ JSON_TYPE = "application/json;charset=utf-8"
 #: The largest request body the Action API reads, an uploaded file included (2 GiB): larger
 #: ones are refused (413) before anything is read or spooled to disk.
 MAX_BODY = 2 << 30
+#: The largest JSON or form body read into memory (32 MiB): checked on the declared length
+#: and again while reading, so a chunked body without a length cannot grow past it either.
+MAX_JSON = 32 << 20
 
 
 class PayloadTooLarge(CkanError):
@@ -70,8 +73,15 @@ class PayloadTooLarge(CkanError):
     status = 413
 
 
-def _check_length(request: Request) -> None:
-    """Refuse a body whose declared length is over :data:`MAX_BODY` (or not a number)."""
+def _too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"請求內容 {size} 位元組超過上限 {limit} 位元組。"
+        f"The request body ({size} bytes) is over the limit of {limit} bytes."
+    )
+
+
+def _check_length(request: Request, limit: int = MAX_BODY) -> None:
+    """Refuse a body whose declared length is over ``limit`` (or not a number)."""
     declared = request.headers.get("content-length")
     if declared is None:
         return
@@ -79,11 +89,19 @@ def _check_length(request: Request) -> None:
         size = int(declared)
     except ValueError:
         raise BadRequest(f"Content-Length {declared!r} is not a number") from None
-    if size > MAX_BODY:
-        raise PayloadTooLarge(
-            f"請求內容 {size} 位元組超過上限 {MAX_BODY} 位元組。"
-            f"The request body ({size} bytes) is over the limit of {MAX_BODY} bytes."
-        )
+    if size > limit:
+        raise _too_large(size, limit)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it grows past ``limit``."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @dataclass
@@ -312,7 +330,7 @@ async def request_data(request: Request, read_only: bool) -> tuple[dict, dict[st
 
     Raises:
         BadRequest: GET for a write, undecodable JSON, or data that is not an object.
-        PayloadTooLarge: the declared body is over :data:`MAX_BODY`.
+        PayloadTooLarge: the body is over :data:`MAX_BODY` (multipart) or :data:`MAX_JSON`.
     """
     files: dict[str, Upload] = {}
     if request.method == "GET":
@@ -320,12 +338,16 @@ async def request_data(request: Request, read_only: bool) -> tuple[dict, dict[st
             raise BadRequest("JSON Error: Invalid request. Please use POST method for your request")
         data: Any = _mixed(list(request.query_params.multi_items()))
     else:
-        _check_length(request)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        if ctype == "multipart/form-data":  # files are spooled to disk, not held in memory
+            _check_length(request, MAX_BODY)
+            data, files = await _form_data(request)
+        elif ctype == "application/x-www-form-urlencoded":
+            _check_length(request, MAX_JSON)
             data, files = await _form_data(request)
         else:
-            body = await request.body()
+            _check_length(request, MAX_JSON)
+            body = await _read_capped(request, MAX_JSON)
             data = _decode(body) if body.strip() else {}
     if not isinstance(data, dict):
         raise BadRequest(

@@ -228,3 +228,32 @@ def test_a_body_over_the_size_limit_is_413_before_it_is_read(site):
         conn.close()
     assert resp.status == 413
     assert body["success"] is False and str(MAX_BODY) in body["error"]["message"]
+
+
+def test_a_chunked_json_body_past_the_json_limit_is_413(site):
+    """A body without a Content-Length is read only up to MAX_JSON (32 MiB), then refused."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from portal.ckan.api import MAX_JSON
+
+    where = urlsplit(site.base)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    chunk = b" " * (1 << 20)
+    try:
+        conn.putrequest("POST", "/api/3/action/package_search")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        try:
+            for _ in range(MAX_JSON // len(chunk) + 2):
+                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and stopped reading: the answer below says why
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 413
+    assert body["success"] is False and str(MAX_JSON) in body["error"]["message"]
