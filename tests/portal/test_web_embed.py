@@ -34,22 +34,12 @@ from portal.ckan.model import User
 from portal.ckan.store import Membership, PortalStore
 from portal.web import i18n
 from portal.web.routes import OWN
+from tests.portal.browser import CHROMIUM, FLAGS
 from tests.serve import serving
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
 NO_WEBGL = [*FLAGS[:4], "--no-first-run", "--disable-webgl", "--disable-3d-apis"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 BACKGROUND = (0xF5, 0xF5, 0xF2)
