@@ -145,6 +145,17 @@ def migration_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def home_database_url(home: Path, url: str | None = None) -> str | URL:
+    """The catalog database of a data home: ``url`` when given, else ``home/catalog.sqlite``.
+
+    The catalog and the portal store share this database; the home is created if missing.
+    """
+    if url is not None:
+        return url
+    home.mkdir(parents=True, exist_ok=True)
+    return URL.create("sqlite", database=str((home / "catalog.sqlite").resolve()))
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -371,10 +382,7 @@ class Catalog:
         Returns:
             The open catalog.
         """
-        if url is None:
-            home.mkdir(parents=True, exist_ok=True)
-            return cls(URL.create("sqlite", database=str((home / "catalog.sqlite").resolve())))
-        return cls(url)
+        return cls(home_database_url(home, url))
 
     @property
     def url(self) -> str:

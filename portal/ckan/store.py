@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import StatementError
 
-from catalog.db import Catalog, create_catalog_engine
+from catalog.db import Catalog, create_catalog_engine, home_database_url
 from catalog.schema import (
     agencies,
     portal_datasets,
@@ -310,10 +310,7 @@ class PortalStore:
         Returns:
             The open store.
         """
-        if url is None:
-            home.mkdir(parents=True, exist_ok=True)
-            return cls(URL.create("sqlite", database=str((home / "catalog.sqlite").resolve())))
-        return cls(url)
+        return cls(home_database_url(home, url))
 
     @property
     def engine(self) -> Engine:
